@@ -1,0 +1,51 @@
+"""Cropping two grids to their common window (FCN's ``Crop`` layer, generalised)."""
+from typing import Tuple
+
+import torch
+
+from .coord_map import CoordMap
+
+
+def _as_index(value, what: str) -> int:
+    if value.denominator != 1:
+        raise ValueError(
+            f'{what}: the grids are misaligned by a fraction of a cell ({value}); with centred '
+            'features (offset 0, e.g. ResNet) use odd upsampling kernels (2 * stride - 1), with '
+            "the reference's padded VGG the paper's even ones (2 * stride)")
+    return int(value)
+
+
+def common_window(a: CoordMap, size_a: int, b: CoordMap, size_b: int
+                  ) -> Tuple[int, int, int, CoordMap]:
+    """Where two blobs of one stride overlap on the image, along one axis.
+
+    Returns ``(start_a, start_b, length, map)``: the overlap is ``a[start_a:start_a + length]`` and
+    ``b[start_b:start_b + length]``, and ``map`` is its coord map. In the reference the finer skip
+    scores cover the upsampled coarse scores, so this is the reference's crop of the skip scores at
+    5 (pool4) or 9 (pool3); other backbones may need the upsampled scores cropped instead.
+    """
+    if a.stride != b.stride:
+        raise ValueError(f'cannot overlap grids of strides {a.stride} and {b.stride}')
+    start = max(a.offset, b.offset)
+    start_a = _as_index((start - a.offset) / a.stride, 'crop')
+    start_b = _as_index((start - b.offset) / b.stride, 'crop')
+    length = min(size_a - start_a, size_b - start_b)
+    if length <= 0:
+        raise ValueError(f'feature maps of sizes {size_a} and {size_b} do not overlap')
+    return start_a, start_b, length, CoordMap(a.stride, start)
+
+
+def crop_to_input(scores: torch.Tensor, cmap: CoordMap,
+                  input_size: Tuple[int, int]) -> torch.Tensor:
+    """Crop stride-1 ``scores`` with map ``cmap`` to exactly the input's pixels ``(H, W)``."""
+    if cmap.stride != 1:
+        raise ValueError(f'scores at stride {cmap.stride} cannot be cropped to the input; the '
+                         'last upsampling must bring them to stride 1')
+    start = _as_index(-cmap.offset, 'crop to input')
+    height, width = input_size
+    if start < 0 or start + height > scores.shape[-2] or start + width > scores.shape[-1]:
+        raise ValueError(
+            f'upsampled scores of size {tuple(scores.shape[-2:])} starting at image pixel '
+            f'{-start} do not cover the {height}x{width} input; the backbone needs more padding '
+            '(the reference pads conv1_1 by 100)')
+    return scores[..., start:start + height, start:start + width]

@@ -1,0 +1,108 @@
+"""A plain-PyTorch FCN written straight from ../shared/FCN_REFERENCE.md (sections 1-2).
+
+Not used by the plugin's models: it is the yardstick they are checked against. The tests use it
+as the independent "original network" (no mmseg, no fcn_plugin layers, the published crop
+offsets 19; 5, 27; 5, 9, 31 written down), and ``tools/benchmark.py --compare-plain`` times it
+beside the mmseg model. Layer names are those of the public PyTorch port (pytorch-fcn), so its
+state dict is a pytorch-fcn checkpoint. ``width``/``fc`` scale the channels for small tests.
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VGG16_STAGES = (2, 2, 3, 3, 3)
+VARIANTS = ('32s', '16s', '8s', '8s-atonce')
+
+
+def upsample_filt(size):
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    og = np.ogrid[:size, :size]
+    return (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+
+
+def bilinear_weight(channels, size):
+    weight = np.zeros((channels, channels, size, size), dtype=np.float64)
+    weight[range(channels), range(channels), :, :] = upsample_filt(size)
+    return torch.from_numpy(weight).float()
+
+
+class PlainFCN(nn.Module):
+    """FCN-32s/16s/8s/8s at-once on VGG16; ``variant`` is one of :data:`VARIANTS`."""
+
+    def __init__(self, variant='8s', n_class=21, width=64, fc=4096):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f'variant must be one of {VARIANTS}, got {variant!r}')
+        self.variant = variant
+        c_in = 3
+        for s, n in enumerate(VGG16_STAGES, start=1):
+            c = width * min(2**(s - 1), 8)
+            for i in range(1, n + 1):
+                pad = 100 if (s, i) == (1, 1) else 1
+                setattr(self, f'conv{s}_{i}', nn.Conv2d(c_in, c, 3, padding=pad))
+                c_in = c
+        self.fc6 = nn.Conv2d(c_in, fc, 7)
+        self.fc7 = nn.Conv2d(fc, fc, 1)
+        self.drop = nn.Dropout(0.5)
+        self.score_fr = nn.Conv2d(fc, n_class, 1)
+        if variant == '32s':
+            self.upscore = nn.ConvTranspose2d(n_class, n_class, 64, stride=32, bias=False)
+        else:
+            self.score_pool4 = nn.Conv2d(width * 8, n_class, 1)
+            self.upscore2 = nn.ConvTranspose2d(n_class, n_class, 4, stride=2, bias=False)
+        if variant == '16s':
+            self.upscore16 = nn.ConvTranspose2d(n_class, n_class, 32, stride=16, bias=False)
+        if variant.startswith('8s'):
+            self.score_pool3 = nn.Conv2d(width * 4, n_class, 1)
+            self.upscore_pool4 = nn.ConvTranspose2d(n_class, n_class, 4, stride=2, bias=False)
+            self.upscore8 = nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)
+        for m in self.modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                m.weight.data.copy_(bilinear_weight(n_class, m.kernel_size[0]))
+                m.weight.requires_grad_(False)
+
+    def forward(self, x):
+        h, w = x.shape[2:]
+        pools = []
+        for s, n in enumerate(VGG16_STAGES, start=1):
+            for i in range(1, n + 1):
+                x = F.relu(getattr(self, f'conv{s}_{i}')(x), inplace=True)
+            x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+            pools.append(x)
+        x = self.drop(F.relu(self.fc6(x), inplace=True))
+        x = self.drop(F.relu(self.fc7(x), inplace=True))
+        x = self.score_fr(x)
+        if self.variant == '32s':
+            return self.upscore(x)[:, :, 19:19 + h, 19:19 + w]
+        atonce = self.variant == '8s-atonce'
+        up2 = self.upscore2(x)
+        p4 = self.score_pool4(pools[3] * 0.01 if atonce else pools[3])
+        x = up2 + p4[:, :, 5:5 + up2.shape[2], 5:5 + up2.shape[3]]
+        if self.variant == '16s':
+            return self.upscore16(x)[:, :, 27:27 + h, 27:27 + w]
+        up4 = self.upscore_pool4(x)
+        p3 = self.score_pool3(pools[2] * 0.0001 if atonce else pools[2])
+        x = up4 + p3[:, :, 9:9 + up4.shape[2], 9:9 + up4.shape[3]]
+        return self.upscore8(x)[:, :, 31:31 + h, 31:31 + w]
+
+
+def fcn_variant(decode_head) -> str:
+    """The :data:`VARIANTS` name of an :class:`FCNSkipHead` on the reference trunk."""
+    variant = {0: '32s', 1: '16s', 2: '8s'}[len(decode_head.fusions)]
+    if any(f.skip_scale != 1 for f in decode_head.fusions):
+        variant += '-atonce'
+    return variant
+
+
+def plain_fcn_like(model) -> PlainFCN:
+    """A :class:`PlainFCN` with the weights of an fcn_plugin VGG16 ``EncoderDecoder``."""
+    from .torchfcn_keys import mmseg_to_torchfcn
+    variant = fcn_variant(model.decode_head)
+    state = mmseg_to_torchfcn(model.state_dict(), variant)
+    plain = PlainFCN(variant, n_class=state['score_fr.weight'].shape[0],
+                     width=state['conv1_1.weight'].shape[0], fc=state['fc6.weight'].shape[0])
+    plain.load_state_dict(state)
+    plain.train(model.training)
+    return plain.to(next(model.parameters()).device)
