@@ -16,3 +16,6 @@ model = dict(
         upsample_kernel_sizes=(3, 3, 15),
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
+# The FCN paper's metrics (aAcc, mAcc, mIoU, fwIoU from one dataset-level confusion matrix).
+val_evaluator = dict(_delete_=True, type='FCNMetric')
+test_evaluator = val_evaluator

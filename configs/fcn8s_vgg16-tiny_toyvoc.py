@@ -1,0 +1,94 @@
+# A narrow FCN-8s for the offline demo on the toy dataset (data/toy, written by
+#   python tools/dataset_converters/make_toy_voc.py), used by `make demo` (tools/demo.sh).
+# Same code paths as configs/fcn8s_vgg16_voc.py (VGG16 trunk with fc6/fc7 as convolutions and a
+# padded conv1_1, FCNSkipHead with pool3/pool4 skips, fixed bilinear upsampling, crops derived
+# from the layer geometry, full images of varied size, no augmentation or resizing, FCNMetric),
+# but 1/8 of the width and trained from scratch on the CPU: 600 iterations, 1.5 minutes on 2
+# idle cores (4 under load), toy val mIoU 81. Differences from the reference recipe, for speed:
+# - the loss is AVERAGED over non-ignored pixels (reduction='mean') and trained with Adam at a
+#   normal learning rate (1e-3, poly decay to 1e-4); the reference SUMS the loss and uses SGD
+#   with lr 1e-10..1e-14;
+# - conv1_1 pad 16 and a 3x3 fc6 instead of 100 and 7x7 (see below), dropout 0.1;
+# - inputs are also divided by a std of 58 (no pretrained weights expect raw 0-255 values);
+# - Kaiming initialisation of the trunk (no pretrained weights); batches of 4 (padded).
+_base_ = [
+    './_base_/models/fcn8s_vgg16.py',
+    './_base_/fcn_runtime.py',
+]
+num_classes = 6
+data_preprocessor = dict(  # type, padding: as in the model base
+    mean=[104.00699, 116.66877, 122.67892],
+    std=[58.0, 58.0, 58.0],
+    bgr_to_rgb=False)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        base_channels=8,  # stages 8, 16, 32, 64, 64 (VGG16: 64 ... 512)
+        fc_channels=64,  # fc6/fc7 (VGG16: 4096)
+        # 16 instead of 100 and a 3x3 fc6 instead of 7x7: ~6x fewer pixels at conv1 for these
+        # 64-96 px images; the crops are derived for this geometry (1, 1, 11) and every size
+        # from 60 to 99 px gives logits of exactly the input's size.
+        first_conv_padding=16,
+        fc6_kernel_size=3,
+        dropout_ratio=0.1,
+        init_cfg=dict(_delete_=True, type='Kaiming', layer='Conv2d', nonlinearity='relu')),
+    decode_head=dict(
+        in_channels=(32, 64, 64),
+        num_classes=num_classes,
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            reduction='mean',
+            avg_non_ignore=True)))  # mean over the non-void pixels
+
+dataset_type = 'ToyVOCDataset'
+data_root = 'data/toy'
+pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_pipeline = pipeline
+test_pipeline = pipeline  # also what mmseg.apis.inference_model runs (without annotations)
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/train.txt',
+        pipeline=pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/val.txt',
+        pipeline=pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='FCNMetric', per_image_iou=True)
+test_evaluator = val_evaluator
+
+max_iters = 600
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+randomness = dict(seed=0)
+env_cfg = dict(cudnn_benchmark=False)

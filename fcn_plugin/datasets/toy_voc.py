@@ -1,0 +1,22 @@
+"""The toy dataset of the offline demo (``tools/dataset_converters/make_toy_voc.py``)."""
+from mmseg.registry import DATASETS
+
+from .voc import FCNVOCDataset
+
+
+@DATASETS.register_module()
+class ToyVOCDataset(FCNVOCDataset):
+    """``data/toy``: VOC layout, background plus five shape classes, 255 = void borders.
+
+    Colours are the first six of the VOC palette, as in the label PNGs the generator writes.
+    """
+
+    METAINFO = dict(
+        classes=('background', 'disc', 'square', 'triangle', 'ring', 'stripes'),
+        palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128],
+                 [128, 0, 128]])
+
+    def __init__(self, ann_file: str,
+                 prepare_cmd: str = 'python tools/dataset_converters/make_toy_voc.py',
+                 **kwargs) -> None:
+        super().__init__(ann_file=ann_file, prepare_cmd=prepare_cmd, **kwargs)

@@ -1,0 +1,3 @@
+from .spatial_pixel_sampler import SpatialPixelSampler
+
+__all__ = ['SpatialPixelSampler']

@@ -1,0 +1,84 @@
+"""tools/infer.py: label PNGs and overlays through mmseg's inference API."""
+import importlib.util
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def infer():
+    sys.path.insert(0, osp.join(ROOT, 'tools'))  # infer.py imports tools/_bootstrap.py
+    try:
+        return _load(osp.join(ROOT, 'tools', 'infer.py'), '_tool_infer')
+    finally:
+        sys.path.remove(osp.join(ROOT, 'tools'))
+
+
+@pytest.fixture(scope='module')
+def toy_and_checkpoint(tmp_path_factory):
+    import fcn_plugin  # noqa: F401
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    tmp = tmp_path_factory.mktemp('infer')
+    toy = _load(osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_voc.py'), '_toy')
+    toy.make_toy_voc(str(tmp / 'toy'), num_train=1, num_val=2)
+    init_default_scope('mmseg')
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    model.init_weights()
+    torch.nn.init.normal_(model.decode_head.conv_seg.weight)  # non-trivial predictions
+    meta = dict(classes=list(toy.TOY_CLASSES), palette=toy.voc_palette()[:6].tolist())
+    ckpt = str(tmp / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)), ckpt)
+    return tmp, ckpt
+
+
+def test_infer_folder_with_ground_truth(infer, toy_and_checkpoint):
+    tmp, ckpt = toy_and_checkpoint
+    out = tmp / 'out'
+    assert infer.main([CONFIG, ckpt, str(tmp / 'toy' / 'JPEGImages'), '--out', str(out),
+                       '--gt-dir', str(tmp / 'toy' / 'SegmentationClass'), '--device',
+                       'cpu']) == 0
+    for name in ('toy_0000', 'toy_0001', 'toy_0002'):
+        image = Image.open(tmp / 'toy' / 'JPEGImages' / f'{name}.jpg')
+        label = Image.open(out / f'{name}.png')
+        assert label.mode == 'P' and label.size == image.size
+        assert label.getpalette()[3:6] == [128, 0, 0]
+        assert set(np.unique(np.array(label))) <= set(range(6))
+        overlay = Image.open(out / f'{name}_overlay.png')
+        # image | ground truth | prediction
+        assert overlay.size == (3 * image.size[0], image.size[1])
+        left = np.array(overlay.convert('RGB'))[:, :image.size[0]].astype(int)
+        assert np.abs(left - np.array(image.convert('RGB'))).mean() < 3  # the image itself
+
+
+def test_infer_single_image_without_gt(infer, toy_and_checkpoint):
+    tmp, ckpt = toy_and_checkpoint
+    img = tmp / 'toy' / 'JPEGImages' / 'toy_0001.jpg'
+    assert infer.main([CONFIG, ckpt, str(img), '--out', str(tmp / 'one'),
+                       '--device', 'cpu']) == 0
+    width = Image.open(img).size[0]
+    assert Image.open(tmp / 'one' / 'toy_0001_overlay.png').size[0] == 2 * width
+
+
+def test_infer_bad_paths(infer, toy_and_checkpoint, tmp_path):
+    _, ckpt = toy_and_checkpoint
+    with pytest.raises(SystemExit, match='does not exist'):
+        infer.main([CONFIG, str(tmp_path / 'missing.pth'), str(tmp_path), '--out',
+                    str(tmp_path / 'o')])
+    with pytest.raises(SystemExit, match='no images'):
+        infer.main([CONFIG, ckpt, str(tmp_path), '--out', str(tmp_path / 'o')])

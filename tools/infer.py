@@ -1,0 +1,114 @@
+"""Segment images with a trained model: colour overlays and label PNGs.
+
+    python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR --out DIR [--gt-dir DIR] [--device cpu]
+
+For each image ``<name>.<ext>`` (a file, or every .jpg/.jpeg/.png/.bmp in a folder) it writes
+  DIR/<name>.png          the predicted labels, a palette PNG in the VOC colours (as VOC's
+                          SegmentationClass: values are class indices)
+  DIR/<name>_overlay.png  image | prediction overlay, or image | ground truth | prediction when
+                          --gt-dir holds a label PNG <name>.png for it
+through mmseg's inference API (``mmseg.apis.init_model`` / ``inference_model``) and its
+``SegLocalVisualizer``. Class names and colours come from the checkpoint's ``dataset_meta``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.structures import PixelData
+from PIL import Image
+
+from _bootstrap import import_plugin
+
+import_plugin()
+
+from mmseg.apis import inference_model, init_model  # noqa: E402
+from mmseg.visualization import SegLocalVisualizer  # noqa: E402
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def voc_palette(num: int = 256) -> list:
+    """The Pascal VOC colour map as a flat list of ``3 * num`` ints (255 = cream)."""
+    palette = []
+    for i in range(num):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def list_images(path: str) -> list:
+    if osp.isfile(path):
+        return [path]
+    if osp.isdir(path):
+        files = sorted(
+            osp.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTS))
+        if files:
+            return files
+        raise SystemExit(f'tools/infer.py: no images ({", ".join(IMAGE_EXTS)}) in {path}')
+    raise SystemExit(f'tools/infer.py: {path} is neither an image file nor a folder')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Colour overlays and label PNGs of images')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('images', help='an image file or a folder of images')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--gt-dir', help='folder of ground-truth label PNGs <name>.png; adds a '
+                        'ground-truth panel to the overlays')
+    parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--opacity', type=float, default=0.6, help='overlay opacity, (0, 1]')
+    parser.add_argument('--with-labels', action='store_true', help='write class names')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise SystemExit(f'tools/infer.py: {what} file {path} does not exist')
+    images = list_images(args.images)
+    os.makedirs(args.out, exist_ok=True)
+    model = init_model(args.config, args.checkpoint, device=args.device)
+    visualizer = SegLocalVisualizer(alpha=args.opacity)
+    visualizer.dataset_meta = dict(
+        classes=model.dataset_meta['classes'], palette=model.dataset_meta['palette'])
+    palette = voc_palette()
+    for path in images:
+        name = osp.splitext(osp.basename(path))[0]
+        result = inference_model(model, path)
+        pred = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+        label_png = Image.fromarray(pred, mode='P')
+        label_png.putpalette(palette)
+        label_png.save(osp.join(args.out, name + '.png'))
+
+        image = mmcv.imread(path, channel_order='rgb')
+        gt_path = osp.join(args.gt_dir, name + '.png') if args.gt_dir else None
+        has_gt = gt_path is not None and osp.isfile(gt_path)
+        if has_gt:
+            gt = torch.from_numpy(np.array(Image.open(gt_path)).astype(np.int64))[None]
+            result.gt_sem_seg = PixelData(data=gt)
+        panels = [image]
+        # one panel per call: the visualizer keeps the last overlay it drew as its image
+        for draw_gt in ((True, False) if has_gt else (False, )):
+            visualizer.add_datasample(
+                name, image, result, draw_gt=draw_gt, draw_pred=not draw_gt,
+                with_labels=args.with_labels)
+            panels.append(visualizer.get_image())
+        panels = np.concatenate(panels, axis=1)
+        mmcv.imwrite(mmcv.rgb2bgr(panels), osp.join(args.out, name + '_overlay.png'))
+    print(f'{len(images)} image(s): label PNGs and overlays in {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
