@@ -1,0 +1,155 @@
+"""Launcher set-up that lets one config run on a CPU laptop and on a GPU cluster unchanged.
+
+mmengine 0.10.7 assumes GPUs once a job is distributed:
+
+* its ``pytorch`` and ``slurm`` launchers call ``torch.cuda.set_device`` before
+  ``init_process_group``, which raises without CUDA;
+* mmseg's default runtime asks for the ``nccl`` backend, which only exists on GPUs;
+* ``Runner.wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to DistributedDataParallel, which
+  PyTorch rejects for a CPU module.
+
+:func:`prepare_distributed` fixes all three before the Runner is built: it picks the backend
+(``nccl`` with CUDA, ``gloo`` without), writes it into ``cfg.env_cfg.dist_cfg``, and on a
+machine without CUDA initialises the process group itself (``Runner.setup_env`` only calls
+``init_dist`` when ``torch.distributed`` is not initialised yet) and wraps the model without
+``device_ids``. With CUDA, mmengine's own launchers run as usual, with ``nccl``.
+"""
+import datetime
+import os
+import subprocess
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.parallel import DistributedDataParallel
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def default_backend(cuda_available: Optional[bool] = None) -> str:
+    """``'nccl'`` when CUDA (and NCCL) can be used, ``'gloo'`` otherwise."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if cuda_available and dist.is_available() and dist.is_nccl_available():
+        return 'nccl'
+    return 'gloo'
+
+
+def select_backend(requested: Optional[str], cuda_available: Optional[bool] = None) -> str:
+    """The backend to use given the config's ``env_cfg.dist_cfg.backend``.
+
+    Without CUDA only ``gloo`` (or ``mpi``, if the user built torch with it) can work, so a
+    requested ``nccl`` becomes ``gloo``. With CUDA the config's choice is kept; none means
+    ``nccl``.
+    """
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    auto = default_backend(cuda_available)
+    if requested is None:
+        return auto
+    if not cuda_available and requested == 'nccl':
+        return auto
+    return requested
+
+
+def _slurm_env() -> None:
+    """Fill the torch.distributed env variables from Slurm's (as mmengine's slurm launcher)."""
+    proc_id = int(os.environ['SLURM_PROCID'])
+    ntasks = int(os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        node_list = os.environ['SLURM_NODELIST']
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {node_list} | head -n1')
+    os.environ['WORLD_SIZE'] = str(ntasks)
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    os.environ['RANK'] = str(proc_id)
+
+
+def init_cpu_process_group(launcher: str, backend: str = 'gloo', timeout=None) -> None:
+    """Initialise torch.distributed without touching CUDA (env:// rendezvous).
+
+    ``pytorch``: torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT. ``slurm``: they
+    are derived from SLURM_* as mmengine does. ``timeout`` is in seconds, as in ``dist_cfg``.
+    """
+    if dist.is_initialized():
+        return
+    if launcher == 'slurm':
+        _slurm_env()
+    elif launcher != 'pytorch':
+        raise ValueError(f'init_cpu_process_group: launcher {launcher!r} is not supported on '
+                         "CPU; use 'pytorch' (torchrun, tools/dist_train.sh) or 'slurm'")
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher {launcher}: environment variables {missing} are not set; '
+                           'start the job with torchrun (tools/dist_train.sh, '
+                           'tools/dist_test.sh) or srun (tools/slurm_train.sh)')
+    kwargs = {}
+    if timeout is not None:
+        kwargs['timeout'] = datetime.timedelta(seconds=timeout)
+    dist.init_process_group(
+        backend=backend,
+        init_method='env://',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **kwargs)
+
+
+def _cpu_model_wrapper_cfg(cfg: Config) -> dict:
+    """DDP wrapper config without ``device_ids`` (PyTorch refuses them for CPU modules)."""
+    wrapper = cfg.get('model_wrapper_cfg', None)
+    if wrapper is None:
+        wrapper = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = dict(wrapper)
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper_type = MODEL_WRAPPERS.get(wrapper['type'])
+    if isinstance(wrapper_type, type) and issubclass(wrapper_type, DistributedDataParallel):
+        # Explicit None wins over the Runner's default_args device_ids=[LOCAL_RANK].
+        wrapper['device_ids'] = None
+        wrapper.pop('output_device', None)
+    return wrapper
+
+
+def prepare_distributed(cfg: Config, launcher: str) -> Config:
+    """Set ``cfg.launcher`` and make the job start on whatever devices this machine has.
+
+    Call before ``Runner.from_cfg(cfg)``. Returns ``cfg`` (modified in place).
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'launcher must be one of {LAUNCHERS}, got {launcher!r}')
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return cfg
+    cuda = torch.cuda.is_available()
+    env_cfg = cfg.get('env_cfg', None) or dict()
+    dist_cfg = dict(env_cfg.get('dist_cfg', None) or dict())
+    requested = dist_cfg.get('backend')
+    backend = select_backend(requested, cuda)
+    if requested is not None and requested != backend:
+        print_log(f'No CUDA on this machine: torch.distributed backend {requested!r} from '
+                  f'env_cfg.dist_cfg replaced by {backend!r}.', logger='current')
+    dist_cfg['backend'] = backend
+    env_cfg = dict(env_cfg)
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg.env_cfg = env_cfg
+    if not cuda:
+        if launcher == 'mpi':
+            raise RuntimeError('--launcher mpi needs CUDA in mmengine 0.10.7; on CPU use '
+                               '--launcher pytorch (tools/dist_train.sh) or slurm')
+        init_cpu_process_group(launcher, backend, dist_cfg.get('timeout'))
+        cfg.model_wrapper_cfg = _cpu_model_wrapper_cfg(cfg)
+    return cfg
+
+
+def parse_local_rank(local_rank: int) -> None:
+    """As mmseg's tools: ``torch.distributed.launch`` passes ``--local-rank``; torchrun sets
+    LOCAL_RANK. Export it for code that reads the environment."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)

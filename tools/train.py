@@ -1,0 +1,113 @@
+"""Train a segmentor: mmseg 1.2.2's ``tools/train.py`` command line, CPU or GPU unchanged.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...]
+    bash tools/dist_train.sh CONFIG NPROC [args]        # torchrun, --launcher pytorch
+    bash tools/slurm_train.sh PARTITION JOB CONFIG [args]
+
+Differences from mmseg's script, all automatic: ``fcn_plugin`` is imported (configs work even
+without ``custom_imports``); distributed jobs use ``nccl`` with CUDA and ``gloo`` without, and
+on a machine without CUDA the process group and the DDP wrapper are set up for the CPU
+(:mod:`fcn_plugin.utils.launch`).
+"""
+import argparse
+import logging
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from _bootstrap import import_plugin
+
+import_plugin()
+
+from fcn_plugin.engine.atomic_checkpoint_hook import settle_resume  # noqa: E402
+from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        default=False,
+        help='resume from the latest checkpoint in the work_dir automatically')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training (needs a GPU)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0); torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    parse_local_rank(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+
+    if not osp.isfile(args.config):
+        raise SystemExit(f'tools/train.py: config file {args.config} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir is determined in this priority: CLI > segment in file > filename
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp is True:
+        if not torch.cuda.is_available():
+            raise SystemExit('tools/train.py: --amp needs a GPU (mmengine\'s AmpOptimWrapper '
+                             'only runs on CUDA/NPU/MLU/MUSA); on the CPU run without --amp')
+        optim_wrapper = cfg.optim_wrapper.type
+        if optim_wrapper == 'AmpOptimWrapper':
+            print_log(
+                'AMP training is already enabled in your config.',
+                logger='current',
+                level=logging.WARNING)
+        else:
+            assert optim_wrapper == 'OptimWrapper', (
+                '`--amp` is only supported when the optimizer wrapper type is '
+                f'`OptimWrapper` but got {optim_wrapper}.')
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    cfg.resume = args.resume
+    settle_resume(cfg)  # --resume continues this work dir even where load_from starts a stage
+
+    # nccl/gloo, and on CPU-only machines the process group and DDP wrapper
+    prepare_distributed(cfg, args.launcher)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
