@@ -1,0 +1,20 @@
+# Runtime shared by every fcn_plugin config: mmseg's default runtime plus the plugin's hooks.
+_base_ = ['mmseg::_base_/default_runtime.py']
+custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)
+
+# The plugin's safety hooks (fcn_plugin/engine; README "Robustness"). A config that sets its
+# own custom_hooks replaces this list: keep these four in it.
+custom_hooks = [
+    # before the first iteration: pretrained files exist, head in_channels match the backbone,
+    # num_classes matches the dataset; errors name the config key
+    dict(type='ConfigCheckHook'),
+    # a NaN/inf loss stops the run before it can be checkpointed; the message names the cause
+    dict(type='DivergenceHook'),
+    # checkpoints are written to a temporary file and renamed; --resume takes the newest
+    # complete one; old checkpoints are deleted only once the new one is complete
+    dict(type='AtomicCheckpointHook'),
+    # iteration i draws its random numbers from (seed, i): --resume is bit-identical on CPU
+    dict(type='ExactResumeHook'),
+]
+# A fixed seed makes runs reproducible and lets --resume replay the data order exactly.
+randomness = dict(seed=0)

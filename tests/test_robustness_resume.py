@@ -1,0 +1,205 @@
+"""Interrupted runs: exact resume, atomic checkpoint writes, --resume picks a complete file."""
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+
+import fcn_plugin  # noqa: F401
+from fcn_plugin.engine import (AtomicCheckpointHook, find_newest_complete_checkpoint,
+                               is_complete_checkpoint)
+from mmseg.registry import HOOKS
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from test_robustness_common import (ROOT, build_runner, make_voc,  # noqa: E402,F401
+                                    one_thread, state_dict_of, tiny_cfg)
+
+
+class Interrupted(Exception):
+    pass
+
+
+@HOOKS.register_module(force=True)
+class InterruptAfterIter(Hook):
+    """Stands in for a killed job: raises after iteration ``stop`` was checkpointed."""
+    priority = 'LOWEST'  # after CheckpointHook
+
+    def __init__(self, stop):
+        self.stop = stop
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.stop:
+            raise Interrupted(f'stopped after iteration {self.stop}')
+
+
+def train_to_end(cfg):
+    runner = build_runner(cfg)
+    runner.train()
+    return runner
+
+
+def weights_equal(a, b):
+    assert a.keys() == b.keys()
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def without(cfg, hook_type):
+    cfg = cfg.copy()
+    cfg.custom_hooks = [h for h in cfg.custom_hooks if h['type'] != hook_type]
+    return cfg
+
+
+@pytest.mark.usefixtures('one_thread')
+def test_resume_is_bit_identical(tmp_path):
+    """8 iterations straight vs. stopped after 3 (checkpoint at 3, validation at 2/4/6/8 drawing
+    from torch's generator in between) and resumed with --resume: same weights, bit for bit,
+    and the same optimizer state. Dropout 0.5, shuffled InfiniteSampler, SGD momentum 0.99."""
+    make_voc(tmp_path / 'data')
+    common = dict(max_iters=8, val_interval=2, ckpt_interval=3, lr=1e-4)
+    straight = tiny_cfg(tmp_path / 'data', tmp_path / 'straight', **common)
+    train_to_end(straight)
+    ref = state_dict_of(tmp_path / 'straight' / 'iter_8.pth')
+
+    broken = tiny_cfg(tmp_path / 'data', tmp_path / 'broken',
+                      custom_hooks=[dict(type='InterruptAfterIter', stop=3)], **common)
+    with pytest.raises(Interrupted):
+        train_to_end(broken)
+    assert sorted(p for p in os.listdir(tmp_path / 'broken') if p.endswith('.pth')) == [
+        'iter_3.pth']
+    resumed = tiny_cfg(tmp_path / 'data', tmp_path / 'broken', resume=True, **common)
+    runner = train_to_end(resumed)
+    assert runner.iter == 8
+    out = state_dict_of(tmp_path / 'broken' / 'iter_8.pth')
+    assert weights_equal(ref['state_dict'], out['state_dict'])
+    momentum = [s['momentum_buffer'] for s in ref['optimizer']['state'].values()]
+    momentum_out = [s['momentum_buffer'] for s in out['optimizer']['state'].values()]
+    assert all(torch.equal(a, b) for a, b in zip(momentum, momentum_out))
+    # the weights did change, and differ from the checkpoint it resumed from
+    start = state_dict_of(tmp_path / 'broken' / 'iter_3.pth')['state_dict']
+    assert not weights_equal(start, out['state_dict'])
+
+    # Without ExactResumeHook the resumed run's dropout masks differ: the test can fail.
+    control = without(broken, 'ExactResumeHook')
+    control.work_dir = str(tmp_path / 'control')
+    with pytest.raises(Interrupted):
+        train_to_end(control)
+    control_resumed = without(resumed, 'ExactResumeHook')
+    control_resumed.work_dir = str(tmp_path / 'control')
+    train_to_end(control_resumed)
+    out_control = state_dict_of(tmp_path / 'control' / 'iter_8.pth')['state_dict']
+    assert not weights_equal(ref['state_dict'], out_control)
+
+
+KILL_DURING_SAVE = textwrap.dedent('''
+    import os, sys
+    sys.path.insert(0, {tests!r})
+    import fcn_plugin
+    from mmengine.fileio.backends import local_backend
+    from test_robustness_common import build_runner, tiny_cfg
+    import torch
+    torch.set_num_threads(1)
+    put, saves = local_backend.LocalBackend.put, []
+
+    def dying_put(self, obj, filepath):
+        if str(filepath).endswith('.pth') or '.pth.tmp' in str(filepath):
+            saves.append(filepath)
+            if len(saves) == 2:  # the second checkpoint: half written, then SIGKILL-like exit
+                with open(filepath, 'wb') as f:
+                    f.write(obj[:len(obj) // 2])
+                os._exit(9)
+        return put(self, obj, filepath)
+
+    local_backend.LocalBackend.put = dying_put
+    cfg = tiny_cfg({data!r}, {work!r}, max_iters=6, ckpt_interval=2, val_interval=100,
+                   default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+    if {plain!r}:
+        cfg.custom_hooks = [h for h in cfg.custom_hooks if h['type'] != 'AtomicCheckpointHook']
+    build_runner(cfg).train()
+''')
+
+
+def kill_during_second_save(tmp_path, work, plain=False):
+    script = KILL_DURING_SAVE.format(tests=osp.join(ROOT, 'tests'), data=str(tmp_path / 'data'),
+                                     work=str(work), plain=plain)
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'), cwd=ROOT)
+    assert result.returncode == 9, result.stderr[-3000:]
+
+
+@pytest.mark.usefixtures('one_thread')
+def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path):
+    """A process killed while writing its 2nd checkpoint (max_keep_ckpts=1): the 1st one is
+    still there and complete, no truncated file carries a checkpoint name, and --resume
+    continues from it to the end. Plain mmengine, for contrast, deletes the 1st checkpoint first
+    and leaves a truncated iter_4.pth."""
+    make_voc(tmp_path / 'data')
+    work = tmp_path / 'work'
+    kill_during_second_save(tmp_path, work)
+    names = sorted(os.listdir(work))
+    assert [n for n in names if n.endswith('.pth')] == ['iter_2.pth']
+    assert is_complete_checkpoint(str(work / 'iter_2.pth'))
+    assert any('.tmp-' in n for n in names)  # the half-written temporary file
+    with open(work / 'last_checkpoint') as f:
+        assert f.read().strip().endswith('iter_2.pth')
+
+    cfg = tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2, val_interval=100,
+                   resume=True, default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+    runner = train_to_end(cfg)
+    assert runner.iter == 6
+    assert not any('.tmp-' in n for n in os.listdir(work))  # cleaned up on the next start
+    assert [n for n in os.listdir(work) if n.endswith('.pth')] == ['iter_6.pth']
+
+    plain = tmp_path / 'plain'
+    kill_during_second_save(tmp_path, plain, plain=True)
+    assert [n for n in os.listdir(plain) if n.endswith('.pth')] == ['iter_4.pth']
+    assert not is_complete_checkpoint(str(plain / 'iter_4.pth'))
+
+
+def write_checkpoint(path, mtime, complete=True):
+    torch.save({'state_dict': {'w': torch.zeros(64)}}, path)
+    if not complete:
+        data = open(path, 'rb').read()
+        with open(path, 'wb') as f:
+            f.write(data[:len(data) // 2])
+    os.utime(path, (mtime, mtime))
+
+
+def resume_from(work_dir):
+    runner = SimpleNamespace(work_dir=str(work_dir), _resume=True, _load_from=None,
+                             save_checkpoint=lambda *a, **k: None)
+    AtomicCheckpointHook().before_run(runner)
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return osp.basename(f.read().strip())
+
+
+def test_resume_takes_the_newest_complete_checkpoint(tmp_path):
+    now = time.time()
+    write_checkpoint(tmp_path / 'iter_2.pth', now - 30)
+    write_checkpoint(tmp_path / 'iter_4.pth', now - 20)
+    write_checkpoint(tmp_path / 'iter_6.pth', now - 10, complete=False)
+    assert find_newest_complete_checkpoint(str(tmp_path)).endswith('iter_4.pth')
+    # last_checkpoint names a truncated file (written by a plain mmengine run, say)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_6.pth'))
+    assert resume_from(tmp_path) == 'iter_4.pth'
+    # killed after the rename but before last_checkpoint was updated: the newer file wins
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert resume_from(tmp_path) == 'iter_4.pth'
+    # an empty last_checkpoint (killed while writing it)
+    (tmp_path / 'last_checkpoint').write_text('')
+    assert resume_from(tmp_path) == 'iter_4.pth'
+    # a stale, higher-numbered checkpoint of an older run is not preferred
+    write_checkpoint(tmp_path / 'iter_90000.pth', now - 1000)
+    assert resume_from(tmp_path) == 'iter_4.pth'
+
+
+def test_resume_without_any_complete_checkpoint_fails_clearly(tmp_path):
+    write_checkpoint(tmp_path / 'iter_2.pth', time.time(), complete=False)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    with pytest.raises(FileNotFoundError, match='no other complete checkpoint'):
+        resume_from(tmp_path)
