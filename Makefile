@@ -19,8 +19,8 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 	  $(BIN)/pip install -q 'setuptools<70' && \
 	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 \
 	    $(BIN)/pip install --no-build-isolation 'mmcv==2.1.0' )
-	# torch declares setuptools>=77 (cpp_extension): restore it once mmcv is built
-	$(BIN)/pip install -q 'setuptools>=77'
+	# torch declares setuptools>=77; mmengine's mmseg:: config lookup needs pkg_resources (<81)
+	$(BIN)/pip install -q 'setuptools>=77,<81'
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	$(BIN)/python -c 'import fcn_plugin, mmcv, mmseg; print("fcn_plugin ready: mmcv", mmcv.__version__, "mmseg", mmseg.__version__)'
 	touch $(STAMP)

@@ -150,14 +150,12 @@ class FCNSkipHead(BaseDecodeHead):
     def forward(self, inputs, input_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """``inputs``: the backbone's tuple; returns logits ``(N, num_classes, H, W)``.
 
-        ``input_size`` (H, W) defaults to the size the backbone attached to its output.
+        ``input_size`` (H, W) defaults to the size the backbone attached to its output. Where
+        neither says it (mmseg's tensor mode on e.g. ResNet; ``loss``/``predict`` take it from
+        the batch), the logits start at image pixel 0 and may extend past the input.
         """
         maps = self._coord_maps(inputs)
         input_size = input_size or getattr(inputs, 'input_size', None)
-        if input_size is None:
-            raise ValueError('FCNSkipHead needs the input size: pass input_size, or use a '
-                             'backbone that returns FeatureMaps (loss/predict take it from the '
-                             'batch metainfo)')
         feats = self._transform_inputs(inputs)
         scores, cmap = self.cls_seg(feats[-1]), maps[-1]
         for fusion, feat, fine_map in zip(self.fusions, reversed(feats[:-1]),

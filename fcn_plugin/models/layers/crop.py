@@ -1,5 +1,5 @@
 """Cropping two grids to their common window (FCN's ``Crop`` layer, generalised)."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -36,12 +36,18 @@ def common_window(a: CoordMap, size_a: int, b: CoordMap, size_b: int
 
 
 def crop_to_input(scores: torch.Tensor, cmap: CoordMap,
-                  input_size: Tuple[int, int]) -> torch.Tensor:
-    """Crop stride-1 ``scores`` with map ``cmap`` to exactly the input's pixels ``(H, W)``."""
+                  input_size: Optional[Tuple[int, int]]) -> torch.Tensor:
+    """Crop stride-1 ``scores`` with map ``cmap`` to exactly the input's pixels ``(H, W)``.
+
+    Without ``input_size`` the crop starts at image pixel 0 and keeps the rest of the map (at
+    least the input's size, possibly more): aligned, for callers that do not know the size.
+    """
     if cmap.stride != 1:
         raise ValueError(f'scores at stride {cmap.stride} cannot be cropped to the input; the '
                          'last upsampling must bring them to stride 1')
     start = _as_index(-cmap.offset, 'crop to input')
+    if input_size is None:
+        return scores[..., start:, start:]
     height, width = input_size
     if start < 0 or start + height > scores.shape[-2] or start + width > scores.shape[-1]:
         raise ValueError(
