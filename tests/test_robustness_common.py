@@ -10,27 +10,14 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
+from fcn_plugin.datasets.label_png import save_label_png
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NUM_CLASSES = 21  # PascalVOCDataset
 
 
-def voc_palette():
-    palette = np.zeros((256, 3), np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette.ravel().tolist()
-
-
 def write_label(path, label):
-    image = Image.fromarray(label.astype(np.uint8), mode='P')
-    image.putpalette(voc_palette())
-    image.save(path)
+    save_label_png(label, str(path))
 
 
 def make_voc(root, n_train=6, n_val=2, size=(20, 28), seed=0):

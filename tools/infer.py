@@ -25,24 +25,11 @@ from _bootstrap import import_plugin
 
 import_plugin()
 
+from fcn_plugin.datasets.label_png import voc_palette  # noqa: E402
 from mmseg.apis import inference_model, init_model  # noqa: E402
 from mmseg.visualization import SegLocalVisualizer  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
-
-
-def voc_palette(num: int = 256) -> list:
-    """The Pascal VOC colour map as a flat list of ``3 * num`` ints (255 = cream)."""
-    palette = []
-    for i in range(num):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def list_images(path: str) -> list:
@@ -82,7 +69,7 @@ def main(argv=None):
     visualizer = SegLocalVisualizer(alpha=args.opacity)
     visualizer.dataset_meta = dict(
         classes=model.dataset_meta['classes'], palette=model.dataset_meta['palette'])
-    palette = voc_palette()
+    palette = voc_palette().flatten().tolist()
     for path in images:
         name = osp.splitext(osp.basename(path))[0]
         result = inference_model(model, path)

@@ -26,33 +26,13 @@ import sys
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # bare checkout
+from fcn_plugin.datasets.label_png import save_label_png, voc_palette  # noqa: E402,F401
+
 TOY_CLASSES = ('background', 'disc', 'square', 'triangle', 'ring', 'stripes')
 
 # (hue centre in degrees, hue spread) per object class; background takes muted colours.
 _CLASS_HUES = {1: (0, 20), 2: (120, 25), 3: (220, 20), 4: (55, 10), 5: (290, 25)}
-
-
-def voc_palette(num: int = 256) -> np.ndarray:
-    """The Pascal VOC colour map (``num`` x 3, uint8): class 0 black, 255 cream (224, 224, 192)."""
-    palette = np.zeros((num, 3), dtype=np.uint8)
-    for i in range(num):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette
-
-
-def save_label_png(label: np.ndarray, path: str) -> None:
-    """Save an (H, W) uint8 label map as a VOC palette PNG, atomically (tmp file + rename)."""
-    img = Image.fromarray(label.astype(np.uint8), mode='P')
-    img.putpalette(voc_palette().flatten().tolist())
-    tmp = path + '.tmp.png'
-    img.save(tmp)
-    os.replace(tmp, path)
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:

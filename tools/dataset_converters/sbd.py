@@ -33,8 +33,8 @@ import numpy as np
 from scipy.io import loadmat
 from tqdm import tqdm
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from make_toy_voc import save_label_png  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # bare checkout
+from fcn_plugin.datasets.label_png import save_label_png  # noqa: E402
 
 COMMAND = ('python tools/dataset_converters/sbd.py data/sbd/benchmark_RELEASE/dataset '
            'data/VOCdevkit/VOC2012 --voc2011-val '
