@@ -66,3 +66,12 @@ def test_frozen_stages_stay_frozen_in_train_mode():
     assert frozen and all(n.startswith(('conv1_', 'conv2_')) for n in frozen)
     assert len(frozen) == 8  # conv1_1/1_2/2_1/2_2, weight and bias
     assert model.conv3_1.weight.requires_grad
+
+
+def test_stops_after_the_last_requested_output():
+    model = tiny(out_indices=(1, ))
+    calls = []
+    model.fc6.register_forward_hook(lambda *args: calls.append('fc6'))
+    model.conv3_1.register_forward_hook(lambda *args: calls.append('conv3_1'))
+    out = model(torch.randn(1, 3, 16, 16))
+    assert out[0].shape[1] == 4 and calls == []

@@ -143,6 +143,8 @@ class VGG(BaseModule):
                     x = F.relu(x, inplace=True)
             if index in self.out_indices:
                 outs.append(x)
+                if index == self.out_indices[-1]:
+                    break  # nothing later is returned
         return FeatureMaps(outs, coord_maps=self.coord_maps, input_size=input_size)
 
     def train(self, mode: bool = True) -> 'VGG':
