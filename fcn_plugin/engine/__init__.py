@@ -5,9 +5,10 @@ from .atomic_checkpoint_hook import (AtomicCheckpointHook, find_newest_complete_
 from .config_check_hook import ConfigCheckHook, ConfigError
 from .divergence_hook import DivergenceError, DivergenceHook
 from .exact_resume_hook import ExactResumeHook
+from .logger_hook import RankZeroLoggerHook
 
 __all__ = [
     'AtomicCheckpointHook', 'ConfigCheckHook', 'ConfigError', 'DivergenceError',
-    'DivergenceHook', 'ExactResumeHook', 'find_newest_complete_checkpoint',
+    'DivergenceHook', 'ExactResumeHook', 'RankZeroLoggerHook', 'find_newest_complete_checkpoint',
     'is_complete_checkpoint'
 ]

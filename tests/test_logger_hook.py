@@ -1,0 +1,34 @@
+"""Only rank 0 writes the test metrics JSON (mmengine 0.10.7 writes it from every rank)."""
+import os.path as osp
+from types import SimpleNamespace
+from unittest import mock
+
+from mmseg.registry import HOOKS
+
+from fcn_plugin.engine import RankZeroLoggerHook
+
+
+def fake_runner(tmp_path):
+    logged = []
+    processor = SimpleNamespace(
+        get_log_after_epoch=lambda *a, **k: ({'mIoU': 50.0}, 'Iter(test) mIoU: 50.0'))
+    runner = SimpleNamespace(log_dir=str(tmp_path), timestamp='20261125_000000',
+                             log_processor=processor, test_dataloader=[0, 1],
+                             logger=SimpleNamespace(info=logged.append))
+    return runner, logged
+
+
+def test_mmseg_scope_builds_the_rank_zero_hook():
+    assert isinstance(HOOKS.build(dict(type='LoggerHook')), RankZeroLoggerHook)
+
+
+def test_only_rank_zero_writes_the_test_json(tmp_path):
+    hook = RankZeroLoggerHook()
+    hook.json_log_path = '20261125_000000.json'
+    path = osp.join(tmp_path, hook.json_log_path)
+    runner, logged = fake_runner(tmp_path)
+    with mock.patch('fcn_plugin.engine.logger_hook.is_main_process', return_value=False):
+        hook.after_test_epoch(runner, {'mIoU': 50.0})
+    assert not osp.exists(path) and logged == ['Iter(test) mIoU: 50.0']
+    hook.after_test_epoch(runner, {'mIoU': 50.0})
+    assert open(path).read().strip() == '{"mIoU": 50.0}'
