@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 
 from ..layers.bilinear_upsample import BilinearUpsample
 from ..layers.coord_map import CoordMap
-from ..layers.crop import crop_to_input
+from ..layers.crop import common_window, crop_to_input, input_crop_start
 from ..layers.skip_fusion import SkipFusion
 
 
@@ -141,10 +141,12 @@ class FCNSkipHead(BaseDecodeHead):
         maps = tuple(coord_maps or self.in_coord_maps)
         cmap, offsets = maps[-1], []
         for fusion, fine_map in zip(self.fusions, reversed(maps[:-1])):
-            up_map = cmap.then(fusion.upsample)
-            offsets.append(int(abs(up_map.crop_offset_in(fine_map))))
-            cmap = CoordMap(fine_map.stride, max(up_map.offset, fine_map.offset))
-        offsets.append(int(-cmap.then(self.upsample).offset))
+            # where the windows start does not depend on the blobs' sizes (as long as they
+            # overlap), so any large size gives the offsets forward() uses
+            start_up, start_fine, _, cmap = common_window(cmap.then(fusion.upsample), 1 << 20,
+                                                          fine_map, 1 << 20)
+            offsets.append(start_up + start_fine)  # one of the two starts is 0
+        offsets.append(input_crop_start(cmap.then(self.upsample)))
         return offsets
 
     def forward(self, inputs, input_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:

@@ -67,10 +67,3 @@ class CoordMap(NamedTuple):
         for layer in layers:
             cmap = cmap.then(layer)
         return cmap
-
-    def crop_offset_in(self, larger: 'CoordMap') -> Fraction:
-        """Index in the blob of ``larger`` where this map's blob starts (both at one stride)."""
-        if self.stride != larger.stride:
-            raise ValueError(f'cannot align blobs of different strides {self.stride} and '
-                             f'{larger.stride}; upsample the coarser one first')
-        return (self.offset - larger.offset) / self.stride

@@ -35,6 +35,14 @@ def common_window(a: CoordMap, size_a: int, b: CoordMap, size_b: int
     return start_a, start_b, length, CoordMap(a.stride, start)
 
 
+def input_crop_start(cmap: CoordMap) -> int:
+    """Index of image pixel 0 in stride-1 scores with map ``cmap`` (19 for FCN-32s)."""
+    if cmap.stride != 1:
+        raise ValueError(f'scores at stride {cmap.stride} cannot be cropped to the input; the '
+                         'last upsampling must bring them to stride 1')
+    return _as_index(-cmap.offset, 'crop to input')
+
+
 def crop_to_input(scores: torch.Tensor, cmap: CoordMap,
                   input_size: Optional[Tuple[int, int]]) -> torch.Tensor:
     """Crop stride-1 ``scores`` with map ``cmap`` to exactly the input's pixels ``(H, W)``.
@@ -42,10 +50,7 @@ def crop_to_input(scores: torch.Tensor, cmap: CoordMap,
     Without ``input_size`` the crop starts at image pixel 0 and keeps the rest of the map (at
     least the input's size, possibly more): aligned, for callers that do not know the size.
     """
-    if cmap.stride != 1:
-        raise ValueError(f'scores at stride {cmap.stride} cannot be cropped to the input; the '
-                         'last upsampling must bring them to stride 1')
-    start = _as_index(-cmap.offset, 'crop to input')
+    start = input_crop_start(cmap)
     if input_size is None:
         return scores[..., start:, start:]
     height, width = input_size
