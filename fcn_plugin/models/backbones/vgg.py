@@ -1,5 +1,5 @@
 """VGG trunk with fc6/fc7 as convolutions: the backbone of the original FCN."""
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 
 from ..layers.coord_map import CoordMap
 from ..layers.feature_maps import FeatureMaps
+from .vgg_core_forward import ZeroImageMaps, core_forward
 
 
 @MODELS.register_module()
@@ -47,6 +48,10 @@ class VGG(BaseModule):
         out_indices: which outputs to return, see above.
         frozen_stages: the first ``frozen_stages`` stages (fc6/fc7 count as the sixth) are put
             in eval mode with ``requires_grad=False``; -1 or 0 freezes nothing.
+        fast_inference: in eval mode, compute only the cells that see the image and fill in the
+            rest, with NNPACK convolutions on CPU (:mod:`.vgg_core_forward`): the same outputs to
+            fp32 rounding (about 1e-5 relative), 2-3x faster on CPU. Training, autocast, tracing
+            and ONNX export always take the plain path; ``False`` takes it in eval mode too.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='vgg16_caffe.pth')``, a checkpoint
             made by ``tools/model_converters/vgg2mmseg.py``.
     """
@@ -70,6 +75,7 @@ class VGG(BaseModule):
                  dropout_ratio: float = 0.5,
                  out_indices: Sequence[int] = (2, 3, 5),
                  frozen_stages: int = -1,
+                 fast_inference: bool = True,
                  init_cfg: Union[dict, List[dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
@@ -84,6 +90,8 @@ class VGG(BaseModule):
         self.out_indices = out_indices
         self.with_fc = with_fc
         self.frozen_stages = frozen_stages
+        self.fast_inference = fast_inference
+        self._zero_image_maps = ZeroImageMaps()
 
         # stage_modules[i]: names of stage i's layers, in order; used by forward and freezing.
         self.stage_modules: List[List[str]] = []
@@ -132,8 +140,30 @@ class VGG(BaseModule):
                 for param in module.parameters():
                     param.requires_grad = False
 
+    def _use_core_forward(self, x: torch.Tensor) -> bool:
+        if self.training or not self.fast_inference or x.device.type != 'cpu':
+            return False
+        tracing = torch.jit.is_tracing() or torch.jit.is_scripting() or \
+            torch.onnx.is_in_onnx_export()
+        return not tracing and not torch.is_autocast_enabled('cpu')
+
+    def _core_forward(self, x: torch.Tensor) -> Optional[List[torch.Tensor]]:
+        layers, keep = [], []
+        for index, names in enumerate(self.stage_modules):
+            layers += [getattr(self, n) for n in names
+                       if isinstance(getattr(self, n), (nn.Conv2d, nn.MaxPool2d))]
+            if index in self.out_indices:
+                keep.append(len(layers) - 1)
+            if index == self.out_indices[-1]:
+                break
+        return core_forward(layers, keep, x, self._zero_image_maps)
+
     def forward(self, x: torch.Tensor) -> FeatureMaps:
         input_size = x.shape[-2:]
+        if self._use_core_forward(x):
+            outs = self._core_forward(x)
+            if outs is not None:
+                return FeatureMaps(outs, coord_maps=self.coord_maps, input_size=input_size)
         outs = []
         for index, names in enumerate(self.stage_modules):
             for name in names:
