@@ -157,13 +157,20 @@ def test_full_networks_match_plain_module(variant):
         assert torch.equal(ours.argmax(0), theirs.argmax(0))
 
 
-def test_diagonal_upsampling_runs_grouped_and_others_do_not():
+def test_diagonal_upsampling_runs_grouped_in_inference_only(monkeypatch):
     up = BilinearUpsample(5, 8, 16)
     x = torch.randn(1, 5, 6, 7)
     full = torch.nn.functional.conv_transpose2d(x, up.weight, stride=8)
-    torch.testing.assert_close(up(x), full)
-    assert up._diagonal() is not None
+    groups = []
+    real = torch.nn.functional.conv_transpose2d
+    monkeypatch.setattr(torch.nn.functional, 'conv_transpose2d',
+                        lambda *a, **k: groups.append(k.get('groups', 1)) or real(*a, **k))
+    with torch.no_grad():
+        torch.testing.assert_close(up(x), full)
+    up(x)  # training arithmetic stays the reference's
+    assert groups == [5, 1]
     with torch.no_grad():
         up.weight[0, 1] += 0.5  # a class feeding another: the full convolution is needed
-    assert up._diagonal() is None
-    torch.testing.assert_close(up(x), torch.nn.functional.conv_transpose2d(x, up.weight, stride=8))
+        assert up._diagonal() is None
+        torch.testing.assert_close(up(x), real(x, up.weight, stride=8))
+    assert groups[-1] == 1

@@ -1,6 +1,7 @@
 """Segment images with a trained model: colour overlays and label PNGs.
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR --out DIR [--gt-dir DIR] [--device cpu]
+        [--precision fp32|fp16|bf16] [--channels-last]
 
 For each image ``<name>.<ext>`` (a file, or every .jpg/.jpeg/.png/.bmp in a folder) it writes
   DIR/<name>.png          the predicted labels, a palette PNG in the VOC colours (as VOC's
@@ -26,6 +27,9 @@ from _bootstrap import import_plugin
 import_plugin()
 
 from fcn_plugin.datasets.label_png import voc_palette  # noqa: E402
+from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
+                                                apply_inference_args)
+from mmengine.config import Config  # noqa: E402
 from mmseg.apis import inference_model, init_model  # noqa: E402
 from mmseg.visualization import SegLocalVisualizer  # noqa: E402
 
@@ -55,6 +59,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--opacity', type=float, default=0.6, help='overlay opacity, (0, 1]')
     parser.add_argument('--with-labels', action='store_true', help='write class names')
+    add_inference_args(parser)
     return parser.parse_args(argv)
 
 
@@ -65,7 +70,8 @@ def main(argv=None):
             raise SystemExit(f'tools/infer.py: {what} file {path} does not exist')
     images = list_images(args.images)
     os.makedirs(args.out, exist_ok=True)
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    cfg = apply_inference_args(Config.fromfile(args.config), args, 'tools/infer.py')
+    model = init_model(cfg, args.checkpoint, device=args.device)
     visualizer = SegLocalVisualizer(alpha=args.opacity)
     visualizer.dataset_meta = dict(
         classes=model.dataset_meta['classes'], palette=model.dataset_meta['palette'])

@@ -1,6 +1,7 @@
 """Test (and evaluate) a segmentor: mmseg 1.2.2's ``tools/test.py`` command line.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show-dir DIR] [--tta]
+        [--precision fp32|fp16|bf16] [--channels-last]
     bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [args]     # torchrun, --launcher pytorch
     bash tools/slurm_test.sh PARTITION JOB CONFIG CHECKPOINT [args]
 
@@ -17,6 +18,8 @@ from _bootstrap import import_plugin
 
 import_plugin()
 
+from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
+                                                apply_inference_args)
 from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
 
 
@@ -55,6 +58,7 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='Test time augmentation')
+    add_inference_args(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     parse_local_rank(args.local_rank)
@@ -98,6 +102,7 @@ def main():
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
 
     cfg.load_from = args.checkpoint
+    apply_inference_args(cfg, args, 'tools/test.py')
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

@@ -1,6 +1,9 @@
 # Runtime shared by every fcn_plugin config: mmseg's default runtime plus the plugin's hooks.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)
+# The recipe trains and tests on full images of many sizes: cuDNN's autotuner would re-tune at
+# every new size. Turn it on (--cfg-options env_cfg.cudnn_benchmark=True) where sizes repeat.
+env_cfg = dict(cudnn_benchmark=False)
 
 # The plugin's safety hooks (fcn_plugin/engine; README "Robustness"). A config that sets its
 # own custom_hooks replaces this list: keep these four in it.

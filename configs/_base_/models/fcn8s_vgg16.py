@@ -13,7 +13,10 @@ data_preprocessor = dict(
     pad_val=0,
     seg_pad_val=255)
 model = dict(
-    type='EncoderDecoder',
+    # mmseg's EncoderDecoder plus inference_precision ('fp32'/'fp16'/'bf16') and channels_last
+    type='AutocastEncoderDecoder',
+    inference_precision='fp32',
+    channels_last=False,
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='VGG',

@@ -141,7 +141,8 @@ class VGG(BaseModule):
                     param.requires_grad = False
 
     def _use_core_forward(self, x: torch.Tensor) -> bool:
-        if self.training or not self.fast_inference or x.device.type != 'cpu':
+        if self.training or not self.fast_inference or x.device.type != 'cpu' or \
+                not x.is_contiguous():  # channels-last runs take the plain path
             return False
         tracing = torch.jit.is_tracing() or torch.jit.is_scripting() or \
             torch.onnx.is_in_onnx_export()

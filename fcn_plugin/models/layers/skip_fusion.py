@@ -3,6 +3,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
@@ -57,6 +58,17 @@ class SkipFusion(BaseModule):
             self._zero_score()
             self.upsample.reset_bilinear()
 
+    def scored(self, fine: torch.Tensor) -> torch.Tensor:
+        """``score(skip_scale * fine)``. In fp16/bf16 (autocast) the scale is applied to the fp32
+        scores instead, ``skip_scale * (W fine) + b``: the at-once 1e-4 would push pool3's
+        features into fp16's subnormal range, where they lose their digits."""
+        if self.skip_scale == 1:
+            return self.score(fine)
+        if fine.dtype == torch.float32 and not torch.is_autocast_enabled(fine.device.type):
+            return self.score(fine * self.skip_scale)
+        unscaled = F.conv2d(fine, self.score.weight)
+        return unscaled.float() * self.skip_scale + self.score.bias.float().view(1, -1, 1, 1)
+
     def forward(self, coarse: torch.Tensor, fine: torch.Tensor,
                 coarse_map: Optional[CoordMap] = None,
                 fine_map: Optional[CoordMap] = None) -> Tuple[torch.Tensor, CoordMap]:
@@ -65,9 +77,7 @@ class SkipFusion(BaseModule):
             coarse_map, fine_map = CoordMap.of(self.stride), CoordMap.of(1)
         up = self.upsample(coarse)
         up_map = coarse_map.then(self.upsample)
-        if self.skip_scale != 1:
-            fine = fine * self.skip_scale
-        skip = self.score(fine)
+        skip = self.scored(fine)
         r_up, r_skip, height, fused_map = common_window(up_map, up.shape[-2], fine_map,
                                                         skip.shape[-2])
         c_up, c_skip, width, _ = common_window(up_map, up.shape[-1], fine_map, skip.shape[-1])

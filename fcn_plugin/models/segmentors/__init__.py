@@ -1,0 +1,3 @@
+from .autocast_encoder_decoder import PRECISIONS, AutocastEncoderDecoder
+
+__all__ = ['AutocastEncoderDecoder', 'PRECISIONS']
