@@ -1,9 +1,12 @@
 """Latency, throughput, memory and FLOPs of a segmentor, for inference and (--train) training.
 
     python tools/benchmark.py CONFIG [CHECKPOINT] [--shape H W] [--device cpu|cuda]
-        [--repeat N] [--warmup N] [--train] [--compare-plain] [--threads N] [--json OUT]
+        [--batch-size N [N ...]] [--precision fp32|fp16|bf16] [--channels-last]
+        [--cudnn-benchmark] [--repeat N] [--warmup N] [--train] [--compare-plain]
+        [--threads N] [--json OUT]
 
-What is timed (``torch.no_grad``, fp32, batch ``--batch-size``, a fixed random image):
+What is timed (``torch.no_grad``, for each ``--batch-size`` of the sweep, a fixed random image;
+``--precision``/``--channels-last`` as in ``tools/test.py``, default: the config's fp32):
 
 * inference: ``model.predict(inputs, data_samples)``, mmseg's whole predict path (network,
   crop/resize of the logits to the image, argmax into ``SegDataSample``s). The data
@@ -12,15 +15,19 @@ What is timed (``torch.no_grad``, fp32, batch ``--batch-size``, a fixed random i
   (:class:`fcn_plugin.utils.plain_fcn.PlainFCN`, pytorch-fcn layer names) with the same weights,
   timed as ``plain(inputs).argmax(1)`` in the same run, the two interleaved (ABBA order) so that
   drift in machine load hits both alike. Prints the ratio of the medians (mmseg / plain) and
-  checks the two give the same logits. VGG16 FCN configs only.
+  checks the two give the same logits. The plain module runs in the same precision and memory
+  format (autocast, channels-last). VGG16 FCN configs only.
 * ``--train``: one ``model.train_step`` (preprocessing, forward, loss, backward, optimizer step;
-  the config's ``optim_wrapper`` if it has one, else SGD) on a random label map.
+  the config's ``optim_wrapper`` if it has one, else SGD) on a random label map; with
+  ``--precision fp16/bf16`` mmengine's ``AmpOptimWrapper`` in that dtype (as ``train.py --amp``,
+  GPU only).
 
 Reported: median and p90 latency over ``--repeat`` runs after ``--warmup`` runs (at least one,
 which also counts the FLOPs; peak memory is taken in one more run after the timed ones), images/s
-(batch / median), FLOPs of one run counted by ``torch.utils.flop_counter.FlopCounterMode`` (a
-multiply-add is 2 FLOPs; the backward pass is counted for ``--train``), achieved GFLOP/s
-(FLOPs / median), and peak memory:
+(batch / median), FLOPs of one run of the network as defined (the plain forward: the fast CPU
+path skips a third of them, and its NNPACK calls are not seen by the counter) counted by
+``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add is 2 FLOPs; the backward pass is
+counted for ``--train``), GFLOP/s (network FLOPs / median), and peak memory:
 
 * CUDA: ``torch.cuda.max_memory_allocated`` during one run; "+x" is its excess over the memory
   allocated before the run (weights, inputs).
@@ -36,13 +43,13 @@ speed does not depend on the values. Nothing is downloaded: ``init_cfg``/``pretr
 dropped.
 """
 import argparse
+import contextlib
 import ctypes
 import gc
 import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
@@ -58,6 +65,10 @@ from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
+from fcn_plugin.models.segmentors import PRECISIONS  # noqa: E402
+from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
+                                                apply_inference_args)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Benchmark a segmentor (speed, memory, FLOPs)')
@@ -66,7 +77,8 @@ def parse_args(argv=None):
                         help='checkpoint (optional: without it, initialised weights)')
     parser.add_argument('--shape', type=int, nargs=2, default=[500, 500], metavar=('H', 'W'),
                         help='input height and width (default 500 500, a VOC-sized image)')
-    parser.add_argument('--batch-size', type=int, default=1, help='images per run (default 1)')
+    parser.add_argument('--batch-size', type=int, nargs='+', default=[1],
+                        help='images per run; several values make a sweep (default 1)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default=None,
                         help='default: cuda if available, else cpu')
     parser.add_argument('--repeat', type=int, default=5, help='timed runs (default 5)')
@@ -77,6 +89,9 @@ def parse_args(argv=None):
                         help='also time a plain PyTorch module with the same weights')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (CPU); default: torch\'s choice')
+    parser.add_argument('--cudnn-benchmark', action='store_true',
+                        help='torch.backends.cudnn.benchmark (sizes repeat here)')
+    add_inference_args(parser)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, help='also write the figures to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -141,10 +156,19 @@ class PeakMemory:
         return peak, float('nan'), 'process lifetime peak RSS (ru_maxrss, not resettable)'
 
 
-def count_flops(fn) -> int:
+def count_flops(fn, model=None) -> int:
+    """FLOPs of one ``fn()``, with ``model``'s fast inference paths off: the network's FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
-        fn()
+    fast = [m for m in (model.modules() if model is not None else ())
+            if getattr(m, 'fast_inference', False)]
+    for m in fast:
+        m.fast_inference = False
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    finally:
+        for m in fast:
+            m.fast_inference = True
     return int(counter.get_total_flops())
 
 
@@ -223,7 +247,10 @@ def make_batch(model, shape, batch, num_classes, device, seed, training):
 def build_plain(model):
     from fcn_plugin.utils.plain_fcn import plain_fcn_like
     try:
-        return plain_fcn_like(model).eval()
+        plain = plain_fcn_like(model).eval()
+        if getattr(model, 'channels_last', False):
+            plain = plain.to(memory_format=torch.channels_last)
+        return plain
     except Exception as e:  # noqa: BLE001 - any mismatch means "not a VGG16 FCN"
         raise SystemExit('tools/benchmark.py: --compare-plain needs a VGG16 FCN-32s/16s/8s '
                          f'config (VGG backbone + FCNSkipHead); building the plain module '
@@ -231,12 +258,22 @@ def build_plain(model):
 
 
 # ----------------------------------------------------------------------------- phases
-def bench_inference(model, args, device, mem):
+def plain_context(model, device):
+    """The autocast the model's predict runs under, for the plain module."""
+    dtype = PRECISIONS.get(getattr(model, 'inference_precision', 'fp32'))
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def bench_inference(model, args, batch, device, mem):
     model.eval()
     num_classes = model.decode_head.num_classes
-    inputs, samples = make_batch(model, args.shape, args.batch_size, num_classes, device,
+    inputs, samples = make_batch(model, args.shape, batch, num_classes, device,
                                  args.seed, training=False)
     plain = build_plain(model) if args.compare_plain else None
+    plain_inputs = inputs.contiguous(memory_format=torch.channels_last) if getattr(
+        model, 'channels_last', False) else inputs
 
     @torch.no_grad()
     def run_mmseg():
@@ -244,14 +281,16 @@ def bench_inference(model, args, device, mem):
 
     @torch.no_grad()
     def run_plain():
-        return plain(inputs).argmax(1)
+        with plain_context(model, device):
+            return plain(plain_inputs).float().argmax(1)
 
     results = {}
     check = None
     if plain is not None:
         with torch.no_grad():
             ours = torch.stack([s.seg_logits.data for s in model.predict(inputs, samples)])
-            theirs = plain(inputs)
+            with plain_context(model, device):
+                theirs = plain(plain_inputs).float()
         check = dict(
             max_abs_logit_diff=float((ours - theirs).abs().max()),
             max_abs_logit=float(theirs.abs().max()),
@@ -261,7 +300,7 @@ def bench_inference(model, args, device, mem):
     if plain is not None:
         runners['plain'] = run_plain
     # the first warm-up run counts the FLOPs (FlopCounterMode slows it; it is not timed)
-    flops = {name: count_flops(fn) for name, fn in runners.items()}
+    flops = {name: count_flops(fn, model) for name, fn in runners.items()}
     for _ in range(args.warmup - 1):
         for fn in runners.values():
             fn()
@@ -272,7 +311,7 @@ def bench_inference(model, args, device, mem):
             times[name].append(timed(runners[name], device))
     for name, fn in runners.items():
         peak, excess, how = mem.measure(fn)
-        results[name] = dict(summarize(times[name], flops[name], args.batch_size),
+        results[name] = dict(summarize(times[name], flops[name], batch),
                              peak_mem_bytes=peak, peak_mem_excess_bytes=excess, mem_how=how,
                              times_s=times[name])
     if plain is not None:
@@ -284,16 +323,19 @@ def bench_inference(model, args, device, mem):
     return results
 
 
-def bench_train(model, cfg, args, device, mem):
+def bench_train(model, cfg, args, batch, device, mem):
     from mmengine.optim import build_optim_wrapper
     model.train()
-    if 'optim_wrapper' in cfg:
-        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    else:
-        optim_wrapper = build_optim_wrapper(
-            model, dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=1e-10,
-                                                             momentum=0.99)))
-    data = make_batch(model, args.shape, args.batch_size, model.decode_head.num_classes,
+    wrapper_cfg = cfg.get('optim_wrapper') or dict(
+        type='OptimWrapper', optimizer=dict(type='SGD', lr=1e-10, momentum=0.99))
+    if args.precision in ('fp16', 'bf16'):  # as tools/train.py --amp
+        if device.type != 'cuda':
+            raise SystemExit('tools/benchmark.py: --train with --precision fp16/bf16 uses '
+                             "mmengine's AmpOptimWrapper, which needs a GPU")
+        wrapper_cfg = dict(wrapper_cfg, type='AmpOptimWrapper', loss_scale='dynamic',
+                           dtype={'fp16': 'float16', 'bf16': 'bfloat16'}[args.precision])
+    optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
+    data = make_batch(model, args.shape, batch, model.decode_head.num_classes,
                       device, args.seed, training=True)
 
     def step():
@@ -304,7 +346,7 @@ def bench_train(model, cfg, args, device, mem):
         step()
     times = [timed(step, device) for _ in range(args.repeat)]
     peak, excess, how = mem.measure(step)
-    return dict(summarize(times, flops, args.batch_size), peak_mem_bytes=peak,
+    return dict(summarize(times, flops, batch), peak_mem_bytes=peak,
                 peak_mem_excess_bytes=excess, mem_how=how, times_s=times)
 
 
@@ -334,35 +376,44 @@ def main(argv=None):
     device = torch.device(device_name)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    apply_inference_args(cfg, args, 'tools/benchmark.py')
 
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = build_model(cfg, args.checkpoint, device, args.seed)
     mem = PeakMemory(device)
     h, w = args.shape
     header = dict(config=args.config, checkpoint=args.checkpoint, shape=[h, w],
-                  batch_size=args.batch_size, device=device_name,
+                  batch_sizes=args.batch_size, device=device_name,
                   device_detail=(torch.cuda.get_device_name(device) if device.type == 'cuda'
                                  else f'CPU, {torch.get_num_threads()} threads'),
+                  precision=getattr(model, 'inference_precision', 'fp32'),
+                  channels_last=bool(getattr(model, 'channels_last', False)),
+                  cudnn_benchmark=bool(args.cudnn_benchmark),
                   torch=torch.__version__, repeat=args.repeat, warmup=args.warmup)
-    print(f'{args.config}: {h}x{w}, batch {args.batch_size}, {header["device_detail"]}, '
+    print(f'{args.config}: {h}x{w}, {header["precision"]}'
+          f'{", channels-last" if header["channels_last"] else ""}, {header["device_detail"]}, '
           f'torch {torch.__version__}, {args.warmup} warm-up + {args.repeat} timed runs')
-
-    out = dict(header, inference=bench_inference(model, args, device, mem))
-    inf = out['inference']
-    print_row('predict', inf['mmseg'])
-    if args.compare_plain:
-        print_row('plain+argmax', inf['plain'])
-        c = inf['check']
-        print(f'ratio mmseg/plain (medians): {inf["ratio_mmseg_over_plain"]:.3f}  '
-              f'(median of paired ratios {inf["ratio_paired_median"]:.3f}); same network: max '
-              f'|logit diff| {c["max_abs_logit_diff"]:.2e} (max |logit| '
-              f'{c["max_abs_logit"]:.2e}), argmax agreement {c["argmax_agreement"] * 100:.2f}%')
-    if args.train:
-        out['train'] = bench_train(model, cfg, args, device, mem)
-        print_row('train step', out['train'])
+    out = dict(header, runs=[])
+    for batch in args.batch_size:
+        run = dict(batch_size=batch, inference=bench_inference(model, args, batch, device, mem))
+        inf = run['inference']
+        print_row(f'predict x{batch}', inf['mmseg'])
+        if args.compare_plain:
+            print_row(f'plain x{batch}', inf['plain'])
+            c = inf['check']
+            print(f'ratio mmseg/plain (medians): {inf["ratio_mmseg_over_plain"]:.3f}  '
+                  f'(median of paired ratios {inf["ratio_paired_median"]:.3f}); max |logit '
+                  f'diff| {c["max_abs_logit_diff"]:.2e} (max |logit| {c["max_abs_logit"]:.2e}),'
+                  f' argmax agreement {c["argmax_agreement"] * 100:.2f}%')
+        if args.train:
+            run['train'] = bench_train(model, cfg, args, batch, device, mem)
+            print_row(f'train x{batch}', run['train'])
+        out['runs'].append(run)
     print(f'memory: {inf["mmseg"]["mem_how"]}; (+x) = excess over memory in use before the run')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
@@ -374,4 +425,3 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
-    sys.exit(0)

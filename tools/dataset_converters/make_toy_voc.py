@@ -1,6 +1,8 @@
 """Write a small deterministic toy segmentation dataset in Pascal VOC layout.
 
     python tools/dataset_converters/make_toy_voc.py            # -> data/toy/
+    python tools/dataset_converters/make_toy_voc.py --out-dir data/synth_voc --size 375 500 \
+        --num-train 200 --num-val 20 --sbd-layout   # VOC-sized, read by the *_voc.py configs
 
 The layout is VOC's, so the same dataset class and pipeline as the real data read it::
 
@@ -17,6 +19,12 @@ runs along every object's border; it is ignored in the loss and the metrics.
 
 Everything comes from one seeded generator, so running the script twice writes the same
 files (it rewrites them; nothing else in the output folder is touched).
+
+``--size H W`` makes every image that size (a VOC image is 375x500 or 500x375); with
+``--sbd-layout`` the files follow the reference recipe's layout instead (train labels in
+``SegmentationClassSBD``, splits ``sbd_train.txt`` / ``seg11valid.txt``), so that
+``configs/*_vgg16_voc.py`` train on it with ``--cfg-options`` setting the dataloaders'
+``data_root``: how the README measures the data pipeline against the train step.
 """
 import argparse
 import os
@@ -113,9 +121,11 @@ def _void_borders(label: np.ndarray, width: int = 1) -> np.ndarray:
     return out
 
 
-def make_sample(rng: np.random.Generator):
-    """One (image uint8 (H, W, 3) RGB, label uint8 (H, W)) pair."""
+def make_sample(rng: np.random.Generator, size=None):
+    """One (image uint8 (H, W, 3) RGB, label uint8 (H, W)) pair; ``size`` (H, W) or random."""
     h, w = (int(v) for v in rng.integers(64, 97, size=2))
+    if size is not None:
+        h, w = size
     img = _background(rng, h, w)
     label = np.zeros((h, w), dtype=np.uint8)
     for cls in rng.choice(np.arange(1, len(TOY_CLASSES)), size=rng.integers(1, 5)):
@@ -127,24 +137,27 @@ def make_sample(rng: np.random.Generator):
 
 
 def make_toy_voc(out_dir: str = 'data/toy', num_train: int = 96, num_val: int = 32,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, size=None, sbd_layout: bool = False) -> dict:
     """Write the toy dataset under ``out_dir``; returns ``{'train': ids, 'val': ids}``."""
     rng = np.random.default_rng(seed)
     img_dir = osp.join(out_dir, 'JPEGImages')
-    seg_dir = osp.join(out_dir, 'SegmentationClass')
+    seg_dirs = {'train': osp.join(out_dir, 'SegmentationClass' + ('SBD' if sbd_layout else '')),
+                'val': osp.join(out_dir, 'SegmentationClass')}
     split_dir = osp.join(out_dir, 'ImageSets', 'Segmentation')
-    for d in (img_dir, seg_dir, split_dir):
+    for d in (img_dir, split_dir, *seg_dirs.values()):
         os.makedirs(d, exist_ok=True)
     ids = [f'toy_{i:04d}' for i in range(num_train + num_val)]
-    for name in ids:
-        img, label = make_sample(rng)
-        tmp = osp.join(img_dir, name + '.tmp.jpg')
-        Image.fromarray(img).save(tmp, quality=95)
-        os.replace(tmp, osp.join(img_dir, name + '.jpg'))
-        save_label_png(label, osp.join(seg_dir, name + '.png'))
     splits = {'train': ids[:num_train], 'val': ids[num_train:]}
     for split, names in splits.items():
-        with open(osp.join(split_dir, split + '.txt'), 'w') as f:
+        for name in names:
+            img, label = make_sample(rng, size)
+            tmp = osp.join(img_dir, name + '.tmp.jpg')
+            Image.fromarray(img).save(tmp, quality=95)
+            os.replace(tmp, osp.join(img_dir, name + '.jpg'))
+            save_label_png(label, osp.join(seg_dirs[split], name + '.png'))
+    split_files = {'train': 'sbd_train', 'val': 'seg11valid'} if sbd_layout else {}
+    for split, names in splits.items():
+        with open(osp.join(split_dir, split_files.get(split, split) + '.txt'), 'w') as f:
             f.write('\n'.join(names) + '\n')
     return splits
 
@@ -155,12 +168,18 @@ def parse_args(argv=None):
     parser.add_argument('--num-train', type=int, default=96)
     parser.add_argument('--num-val', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
+                        help='every image this size (default: 64..96 px a side)')
+    parser.add_argument('--sbd-layout', action='store_true',
+                        help='the reference recipe\'s layout (SegmentationClassSBD, '
+                        'sbd_train.txt, seg11valid.txt)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    splits = make_toy_voc(args.out_dir, args.num_train, args.num_val, args.seed)
+    splits = make_toy_voc(args.out_dir, args.num_train, args.num_val, args.seed, args.size,
+                          args.sbd_layout)
     print(f'toy VOC dataset: {len(splits["train"])} train + {len(splits["val"])} val images, '
           f'classes {TOY_CLASSES}, in {args.out_dir}')
 
