@@ -82,3 +82,30 @@ def test_infer_bad_paths(infer, toy_and_checkpoint, tmp_path):
                     str(tmp_path / 'o')])
     with pytest.raises(SystemExit, match='no images'):
         infer.main([CONFIG, ckpt, str(tmp_path), '--out', str(tmp_path / 'o')])
+
+
+def test_infer_in_bf16_agrees_with_fp32(infer, toy_and_checkpoint):
+    tmp, ckpt = toy_and_checkpoint
+    images = str(tmp / 'toy' / 'JPEGImages')
+    for precision in ('fp32', 'bf16'):
+        assert infer.main([CONFIG, ckpt, images, '--out', str(tmp / precision), '--device', 'cpu',
+                           '--precision', precision]) == 0
+    for name in ('toy_0001', 'toy_0002'):
+        fp32, bf16 = (np.array(Image.open(tmp / p / f'{name}.png')) for p in ('fp32', 'bf16'))
+        assert fp32.shape == bf16.shape and (fp32 == bf16).mean() > 0.95
+
+
+def test_precision_agreement_tool(toy_and_checkpoint, tmp_path):
+    tmp, ckpt = toy_and_checkpoint
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    try:
+        tool = _load(osp.join(ROOT, 'tools', 'precision_agreement.py'), '_tool_precision')
+    finally:
+        sys.path.remove(osp.join(ROOT, 'tools'))
+    results = tool.main([CONFIG, ckpt, '--precisions', 'bf16', '--device', 'cpu',
+                         '--json', str(tmp_path / 'p.json'), '--cfg-options',
+                         f'test_dataloader.dataset.data_root={tmp / "toy"}'])
+    assert set(results) == {'fp32', 'bf16'}
+    assert 0.95 < results['bf16']['agreement_with_fp32'] <= 1
+    assert abs(results['bf16']['metrics']['mIoU'] - results['fp32']['metrics']['mIoU']) < 5
+    assert (tmp_path / 'p.json').exists()
