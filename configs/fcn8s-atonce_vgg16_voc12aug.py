@@ -25,6 +25,8 @@ test_pipeline = pipeline  # also what mmseg.apis.inference_model runs (without a
 train_dataloader = dict(
     batch_size=1,
     num_workers=2,
+    # mmseg's InfiniteSampler, startable at an iteration: --resume does not replay the data
+    sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
     dataset=dict(
         _delete_=True,
         type='ConcatDataset',

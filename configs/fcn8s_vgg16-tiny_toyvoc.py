@@ -54,7 +54,8 @@ test_pipeline = pipeline  # also what mmseg.apis.inference_model runs (without a
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    # InfiniteSampler's order; --resume starts it at the resumed iteration without loading data
+    sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -80,7 +81,7 @@ optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, w
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters, val_interval=200)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

@@ -47,7 +47,10 @@ def test_reference_solver_and_data(name):
     assert opt.paramwise_cfg.bias_lr_mult == 2.0 and opt.paramwise_cfg.bias_decay_mult == 0.0
     assert opt.get('clip_grad') is None
     assert not cfg.param_scheduler  # fixed learning rate: no warm-up, no decay
-    assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.val_interval == 4000
+    # mmengine's IterBasedTrainLoop/InfiniteSampler, but --resume does not replay the data
+    assert cfg.train_cfg.type == 'ResumableIterBasedTrainLoop'
+    assert cfg.train_cfg.val_interval == 4000
+    assert cfg.train_dataloader.sampler.type == 'ResumableInfiniteSampler'
     assert cfg.default_hooks.checkpoint.interval == 4000
     assert cfg.default_hooks.checkpoint.by_epoch is False
     assert cfg.model.decode_head.loss_decode.reduction == 'sum'  # summed loss
@@ -134,3 +137,13 @@ def test_toy_config():
 def test_every_config_uses_the_fcn_metric(name):
     cfg = load(name)
     assert cfg.val_evaluator.type == 'FCNMetric' and cfg.test_evaluator.type == 'FCNMetric'
+
+
+@pytest.mark.parametrize(
+    'name', sorted(osp.basename(p) for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))))
+def test_every_config_resumes_without_replaying_the_data(name):
+    """The resumable loop with a sampler it can position (else it falls back to the replay)."""
+    cfg = load(name)
+    assert cfg.train_cfg.type == 'ResumableIterBasedTrainLoop'
+    assert cfg.train_dataloader.sampler.type == 'ResumableInfiniteSampler'
+    assert cfg.train_dataloader.get('batch_sampler') is None

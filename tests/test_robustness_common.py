@@ -66,7 +66,8 @@ def dataset_cfg(root, split='train', wrap=True, on_error='raise', **wrapper_args
 def tiny_cfg(root, work_dir, max_iters=6, lr=1e-3, val_interval=2, ckpt_interval=3,
              custom_hooks=None, **overrides):
     """FCN-8s (VGG11 at 1/16 width, pad 100, dropout 0.5, summed loss as the reference) with
-    the runtime of configs/_base_/fcn_runtime.py (its hooks and seed), on :func:`make_voc`."""
+    the runtime of configs/_base_/fcn_runtime.py (its hooks and seed), on :func:`make_voc`;
+    the recipes' train loop and sampler (ResumableIterBasedTrainLoop, ResumableInfiniteSampler)."""
     cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/fcn_runtime.py'))
     cfg.merge_from_dict(dict(
         work_dir=str(work_dir),
@@ -92,7 +93,7 @@ def tiny_cfg(root, work_dir, max_iters=6, lr=1e-3, val_interval=2, ckpt_interval
             test_cfg=dict(mode='whole')),
         train_dataloader=dict(
             batch_size=1, num_workers=0,
-            sampler=dict(type='InfiniteSampler', shuffle=True),
+            sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
             dataset=dataset_cfg(root, 'train')),
         val_dataloader=dict(
             batch_size=1, num_workers=0,
@@ -109,7 +110,7 @@ def tiny_cfg(root, work_dir, max_iters=6, lr=1e-3, val_interval=2, ckpt_interval
             optimizer=dict(type='SGD', lr=lr, momentum=0.99, weight_decay=5e-4),
             paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0)),
         param_scheduler=[],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+        train_cfg=dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters,
                        val_interval=val_interval),
         val_cfg=dict(type='ValLoop'),
         test_cfg=dict(type='TestLoop'),

@@ -1,4 +1,5 @@
-"""Interrupted runs: exact resume, atomic checkpoint writes, --resume picks a complete file."""
+"""Interrupted runs: exact resume, a resume that does not replay the data, atomic checkpoint
+writes, --resume picks a complete file."""
 import os
 import os.path as osp
 import subprocess
@@ -9,12 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmcv.transforms import BaseTransform
 from mmengine.hooks import Hook
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.engine import (AtomicCheckpointHook, find_newest_complete_checkpoint,
                                is_complete_checkpoint)
-from mmseg.registry import HOOKS
+from mmseg.registry import HOOKS, TRANSFORMS
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from test_robustness_common import (ROOT, build_runner, make_voc,  # noqa: E402,F401
@@ -40,8 +42,22 @@ class InterruptAfterIter(Hook):
 
 def train_to_end(cfg):
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        stop_train_workers(runner)
     return runner
+
+
+def stop_train_workers(runner):
+    """Shut the train dataloader's workers down now. Left to the garbage collector (a runner is
+    in reference cycles), the worker queues may be finalised before the iterator, whose
+    shutdown then waits 5 s per worker for workers that never hear of it."""
+    iterator = getattr(runner.train_loop, 'dataloader_iterator', None)
+    while iterator is not None and not hasattr(iterator, '_shutdown_workers'):
+        iterator = vars(iterator).get('_iterator')  # _SeededFetches, _InfiniteDataloaderIterator
+    if iterator is not None:
+        iterator._shutdown_workers()
 
 
 def weights_equal(a, b):
@@ -55,13 +71,37 @@ def without(cfg, hook_type):
     return cfg
 
 
+PLAIN_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                  dict(type='PackSegInputs')]
+# a random transform in the data pipeline: in the main process (num_workers=0) its draws come
+# from ExactResumeHook's per-fetch seeding, so a wrong fetch number after resuming shows
+FLIP_PIPELINE = PLAIN_PIPELINE[:2] + [dict(type='RandomFlip', prob=0.5)] + PLAIN_PIPELINE[2:]
+
+
+def train_data(num_workers=0, persistent_workers=False, pipeline=None, **loader):
+    """tiny_cfg overrides of train_dataloader (pipeline: the inner dataset's)."""
+    data = dict(num_workers=num_workers, persistent_workers=persistent_workers, **loader)
+    if pipeline is not None:
+        data['dataset'] = dict(dataset=dict(pipeline=pipeline))
+    return dict(train_dataloader=data)
+
+
 @pytest.mark.usefixtures('one_thread')
-def test_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize('num_workers,persistent,pipeline', [
+    (0, False, None),
+    (0, False, FLIP_PIPELINE),
+    (2, False, None),
+    (2, True, None),
+], ids=['main-process', 'main-process-random-flip', '2-workers', '2-persistent-workers'])
+def test_resume_is_bit_identical(tmp_path, num_workers, persistent, pipeline):
     """8 iterations straight vs. stopped after 3 (checkpoint at 3, validation at 2/4/6/8 drawing
     from torch's generator in between) and resumed with --resume: same weights, bit for bit,
-    and the same optimizer state. Dropout 0.5, shuffled InfiniteSampler, SGD momentum 0.99."""
+    and the same optimizer state. Dropout 0.5, shuffled ResumableInfiniteSampler started at
+    iteration 3 (no replay) by ResumableIterBasedTrainLoop, SGD momentum 0.99; with the data
+    loaded in the main process (also with a random flip) or by 2 (persistent) workers."""
     make_voc(tmp_path / 'data')
-    common = dict(max_iters=8, val_interval=2, ckpt_interval=3, lr=1e-4)
+    common = dict(max_iters=8, val_interval=2, ckpt_interval=3, lr=1e-4,
+                  **train_data(num_workers, persistent, pipeline))
     straight = tiny_cfg(tmp_path / 'data', tmp_path / 'straight', **common)
     train_to_end(straight)
     ref = state_dict_of(tmp_path / 'straight' / 'iter_8.pth')
@@ -75,6 +115,8 @@ def test_resume_is_bit_identical(tmp_path):
     resumed = tiny_cfg(tmp_path / 'data', tmp_path / 'broken', resume=True, **common)
     runner = train_to_end(resumed)
     assert runner.iter == 8
+    assert runner.train_loop.skipped_batches == 3  # positioned, not replayed
+    assert runner.train_loop.dataloader_iterator.fetches == 8  # fetch numbers 3..7
     out = state_dict_of(tmp_path / 'broken' / 'iter_8.pth')
     assert weights_equal(ref['state_dict'], out['state_dict'])
     momentum = [s['momentum_buffer'] for s in ref['optimizer']['state'].values()]
@@ -83,6 +125,8 @@ def test_resume_is_bit_identical(tmp_path):
     # the weights did change, and differ from the checkpoint it resumed from
     start = state_dict_of(tmp_path / 'broken' / 'iter_3.pth')['state_dict']
     assert not weights_equal(start, out['state_dict'])
+    if num_workers or pipeline is not None:
+        return
 
     # Without ExactResumeHook the resumed run's dropout masks differ: the test can fail.
     control = without(broken, 'ExactResumeHook')
@@ -94,6 +138,124 @@ def test_resume_is_bit_identical(tmp_path):
     train_to_end(control_resumed)
     out_control = state_dict_of(tmp_path / 'control' / 'iter_8.pth')['state_dict']
     assert not weights_equal(ref['state_dict'], out_control)
+
+
+@TRANSFORMS.register_module(force=True)
+class RecordLoads(BaseTransform):
+    """Appends the loaded image's name to ``log`` (one line per sample, also from workers)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def transform(self, results):
+        with open(self.log, 'a') as f:
+            f.write(osp.basename(results['img_path']) + '\n')
+        return results
+
+
+def read_loads(log):
+    if not osp.exists(log):
+        return []
+    with open(log) as f:
+        return f.read().split()
+
+
+LOAD_ITERS, LOAD_BATCH = 10, 2
+
+
+def load_counting_cfg(root, work_dir, log, **overrides):
+    """10 iterations of batch 2 (checkpoints every 2), each train sample loaded logged to log."""
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='RecordLoads', log=str(log)),
+                dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
+    data = overrides.pop('train_dataloader', {})
+    data.setdefault('dataset', {}).setdefault('dataset', {})['pipeline'] = pipeline
+    return tiny_cfg(root / 'data', work_dir, max_iters=LOAD_ITERS, ckpt_interval=2,
+                    val_interval=100, lr=1e-5, train_dataloader=dict(batch_size=LOAD_BATCH, **data),
+                    **overrides)
+
+
+@pytest.fixture(scope='module')
+def straight(tmp_path_factory):
+    """An unbroken 10-iteration run (checkpoints at 2, 4, ...): its folder and the samples it
+    loaded, in order."""
+    root = tmp_path_factory.mktemp('straight_loads')
+    make_voc(root / 'data')
+    log = root / 'loads_straight.txt'
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_to_end(load_counting_cfg(root, root / 'straight', log))
+    finally:
+        torch.set_num_threads(threads)
+    loads = read_loads(log)
+    assert len(loads) == LOAD_ITERS * LOAD_BATCH
+    return SimpleNamespace(root=root, loads=loads)
+
+
+def resume_counting_loads(straight, tmp_path, k, **overrides):
+    """Resume the straight run's iter_k.pth in a new work dir: the samples it loaded, and the
+    fetch number ExactResumeHook reached."""
+    log = tmp_path / f'loads_resumed_at_{k}.txt'
+    cfg = load_counting_cfg(straight.root, tmp_path / f'resumed_at_{k}', log, resume=True,
+                            load_from=str(straight.root / 'straight' / f'iter_{k}.pth'),
+                            **overrides)
+    runner = train_to_end(cfg)
+    assert runner.iter == LOAD_ITERS
+    return read_loads(log), runner.train_loop.dataloader_iterator.fetches
+
+
+@pytest.mark.usefixtures('one_thread')
+def test_resume_does_not_load_the_batches_already_trained_on(tmp_path, straight):
+    """Resumed at iteration 2 and at 8 of 10 (batch 2, data in the main process): each loads
+    exactly the remaining iterations' samples, those the unbroken run loaded from there on, in
+    its order. mmengine's loop (and ours with a sampler it cannot position) would load all 20
+    samples both times, the first 2k only to throw them away."""
+    for k in (2, 8):
+        loads, fetches = resume_counting_loads(straight, tmp_path, k)
+        assert loads == straight.loads[k * LOAD_BATCH:], k
+        assert fetches == LOAD_ITERS  # ExactResumeHook numbered the fetches k..9
+
+
+@pytest.mark.usefixtures('one_thread')
+@pytest.mark.parametrize('persistent', [False, True], ids=['workers', 'persistent-workers'])
+def test_resume_with_workers_loads_at_most_the_prefetch_more(tmp_path, straight, persistent):
+    """The same with 2 workers (prefetch_factor 1): the iterator mmengine builds before the
+    checkpoint is loaded prefetches (and may load) 2 batches from position 0, and any iterator
+    runs 2 batches ahead at the end: at most 2 x 2 x 2 samples more than the remaining ones,
+    whatever the iteration resumed at. (A replay at 8 would load 16 more.)"""
+    workers = dict(num_workers=2, prefetch_factor=1, persistent_workers=persistent)
+    slack = 2 * workers['num_workers'] * workers['prefetch_factor'] * LOAD_BATCH
+    for k in (2, 8):
+        loads, fetches = resume_counting_loads(straight, tmp_path, k,
+                                               train_dataloader=dict(workers))
+        extra = list(loads)
+        for name in straight.loads[k * LOAD_BATCH:]:  # every sample trained on was loaded
+            assert name in extra, (k, name, loads)
+            extra.remove(name)
+        assert len(extra) <= slack, (k, loads)
+        assert fetches == LOAD_ITERS
+
+
+@pytest.mark.usefixtures('one_thread')
+@pytest.mark.parametrize('how', ['mmengine-loop', 'not-positionable-sampler'])
+def test_replay_fallback(tmp_path, straight, monkeypatch, how):
+    """Contrast, and the fallback: mmengine's IterBasedTrainLoop, or ResumableIterBasedTrainLoop
+    with a sampler that cannot be positioned (warning naming it), replay the 16 samples of the
+    8 iterations trained on; the data trained on and the fetch numbers are the same."""
+    import fcn_plugin.engine.resumable_loop as resumable_loop
+    messages = []
+    monkeypatch.setattr(resumable_loop, 'print_log',
+                        lambda msg, *a, **k: messages.append(msg))
+    if how == 'mmengine-loop':
+        overrides = dict(train_cfg=dict(type='IterBasedTrainLoop'))
+    else:
+        overrides = dict(train_dataloader=dict(sampler=dict(type='InfiniteSampler')))
+    loads, fetches = resume_counting_loads(straight, tmp_path, 8, **overrides)
+    assert loads == straight.loads  # all 20: 16 replayed, then the remaining 4
+    assert fetches == LOAD_ITERS
+    if how == 'not-positionable-sampler':
+        assert any('InfiniteSampler' in m and 'fetches and discards 8 batches' in m
+                   for m in messages), messages
 
 
 KILL_DURING_SAVE = textwrap.dedent('''

@@ -1,14 +1,16 @@
 """Runner hooks that keep long runs safe: config checks, atomic checkpoints, exact resume,
-divergence stop. ``configs/_base_/fcn_runtime.py`` enables all of them."""
+divergence stop (``configs/_base_/fcn_runtime.py`` enables all of them); and a train loop whose
+``--resume`` positions the sampler instead of replaying the data."""
 from .atomic_checkpoint_hook import (AtomicCheckpointHook, find_newest_complete_checkpoint,
                                      is_complete_checkpoint)
 from .config_check_hook import ConfigCheckHook, ConfigError
 from .divergence_hook import DivergenceError, DivergenceHook
 from .exact_resume_hook import ExactResumeHook
 from .logger_hook import RankZeroLoggerHook
+from .resumable_loop import ResumableIterBasedTrainLoop
 
 __all__ = [
     'AtomicCheckpointHook', 'ConfigCheckHook', 'ConfigError', 'DivergenceError',
-    'DivergenceHook', 'ExactResumeHook', 'RankZeroLoggerHook', 'find_newest_complete_checkpoint',
-    'is_complete_checkpoint'
+    'DivergenceHook', 'ExactResumeHook', 'RankZeroLoggerHook', 'ResumableIterBasedTrainLoop',
+    'find_newest_complete_checkpoint', 'is_complete_checkpoint'
 ]

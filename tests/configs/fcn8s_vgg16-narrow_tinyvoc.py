@@ -53,7 +53,7 @@ test_evaluator = val_evaluator
 optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 param_scheduler = []
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=2)
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=4, val_interval=2)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

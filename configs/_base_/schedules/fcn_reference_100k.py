@@ -11,7 +11,10 @@ optim_wrapper = dict(
     clip_grad=None,
     paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0))
 param_scheduler = []  # fixed learning rate
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=100000, val_interval=4000)
+# ResumableIterBasedTrainLoop (fcn_plugin.engine): mmengine's IterBasedTrainLoop, except that
+# --resume starts the sampler at the resumed iteration instead of loading and discarding every
+# batch already trained on (needs ResumableInfiniteSampler in train_dataloader).
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=100000, val_interval=4000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
