@@ -163,8 +163,8 @@ def core_forward(layers: Sequence[nn.Module], keep_layers: Sequence[int], x: tor
             # the first layer reads zero padding, which costs no copy: let it also compute the
             # constant ring the second layer reads, so that its large map is not copied
             want = (steps_y[1].needed, steps_x[1].needed)
-        reads = tuple(shape._replace(padding=0).reads(span) if index == 0 else
-                      shape.reads(span) for shape, span in zip((shapes[index], ) * 2, want))
+        shape = shapes[0]._replace(padding=0) if index == 0 else shapes[index]  # see plan_axis
+        reads = (shape.reads(want[0]), shape.reads(want[1]))
         t = run_layer(layer, pad_with(t, value, have, reads), padding=0)
         value = constant_after(layer, x.new_zeros(layer.in_channels) if value is None else value)
         have = want
