@@ -10,6 +10,7 @@ mIoU, fwIoU) next to fp32's. fp16 autocast on the CPU is slow but numerically wh
 (same storage format; GPU kernels may sum in another order).
 """
 import argparse
+import copy
 import json
 import os.path as osp
 
@@ -62,18 +63,19 @@ def main(argv=None):
     labelled = 0
     for batch in loader:
         data = model.data_preprocessor(batch, False)
-        preds = {}
+        labels = {}
         for mode in modes:
             model.inference_precision = mode
-            with torch.no_grad():
-                preds[mode] = model.predict(data['inputs'], data['data_samples'])
-            evaluators[mode].process(data_samples=preds[mode], data_batch=batch)
-        for i, sample in enumerate(preds['fp32']):
-            mask = sample.gt_sem_seg.data != loader.dataset.ignore_index
+            with torch.no_grad():  # predict writes into the samples: copy what it wrote
+                samples = model.predict(data['inputs'], copy.deepcopy(data['data_samples']))
+            evaluators[mode].process(data_samples=samples, data_batch=batch)
+            labels[mode] = [s.pred_sem_seg.data for s in samples]
+        for i, sample in enumerate(data['data_samples']):
+            mask = sample.gt_sem_seg.data.to(labels['fp32'][i].device) != \
+                loader.dataset.ignore_index
             labelled += int(mask.sum())
             for mode in modes[1:]:
-                agree = preds[mode][i].pred_sem_seg.data == sample.pred_sem_seg.data
-                same[mode] += int((agree & mask).sum())
+                same[mode] += int(((labels[mode][i] == labels['fp32'][i]) & mask).sum())
     size = len(loader.dataset)
     results = {m: dict(metrics=evaluators[m].evaluate(size)) for m in modes}
     for mode in modes[1:]:
