@@ -24,3 +24,4 @@ train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler'))
 # The FCN paper's metrics (aAcc, mAcc, mIoU, fwIoU from one dataset-level confusion matrix).
 val_evaluator = dict(_delete_=True, type='FCNMetric')
 test_evaluator = val_evaluator
+custom_hooks = [dict(type='ConfusionMatrixHook')]  # confusion matrices in the log dir

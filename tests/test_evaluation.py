@@ -71,7 +71,8 @@ def test_metric_matches_reference_formulas():
     assert hist[4].sum() == 0 and hist[:, 4].sum() == 0  # NaN class: must be skipped
     assert hist[3].sum() == 0 and hist[:, 3].sum() > 0  # IoU 0 (counts), Acc NaN (skipped)
     got = run_metric(preds, labels)
-    assert list(got) == ['aAcc', 'mAcc', 'mIoU', 'fwIoU']
+    assert list(got)[:4] == ['aAcc', 'mAcc', 'mIoU', 'fwIoU']
+    assert list(got)[4:] == [f'{m}.{c}' for c in CLASSES for m in ('IoU', 'Acc')]
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
     # mIoU averages 4 classes (0..3), mAcc 3 (0..2): a NaN treated as 0 would change both
@@ -136,4 +137,4 @@ def test_distributed_sum_over_ranks_equals_single_process():
     preds, labels = make_set(seed=1, num=7)
     single = run_metric(preds, labels)
     for key in single:
-        assert dist_result[key] == pytest.approx(single[key], abs=1e-12), key
+        assert dist_result[key] == pytest.approx(single[key], abs=1e-12, nan_ok=True), key

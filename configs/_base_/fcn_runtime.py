@@ -6,7 +6,7 @@ custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)
 env_cfg = dict(cudnn_benchmark=False)
 
 # The plugin's safety hooks (fcn_plugin/engine; README "Robustness"). A config that sets its
-# own custom_hooks replaces this list: keep these four in it.
+# own custom_hooks replaces this list: keep these in it.
 custom_hooks = [
     # before the first iteration: pretrained files exist, head in_channels match the backbone,
     # num_classes matches the dataset; errors name the config key
@@ -18,6 +18,12 @@ custom_hooks = [
     dict(type='AtomicCheckpointHook'),
     # iteration i draws its random numbers from (seed, i): --resume is bit-identical on CPU
     dict(type='ExactResumeHook'),
+    # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir
+    dict(type='ConfusionMatrixHook'),
 ]
 # A fixed seed makes runs reproducible and lets --resume replay the data order exactly.
 randomness = dict(seed=0)
+# TensorBoard (pip install tensorboard): log losses, lr and metrics there too with
+#   vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+#   visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# in your config (events under <work_dir>/<timestamp>/vis_data/; tensorboard --logdir work_dirs)

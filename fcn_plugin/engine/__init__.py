@@ -4,12 +4,14 @@ divergence stop (``configs/_base_/fcn_runtime.py`` enables all of them); and a t
 from .atomic_checkpoint_hook import (AtomicCheckpointHook, find_newest_complete_checkpoint,
                                      is_complete_checkpoint)
 from .config_check_hook import ConfigCheckHook, ConfigError
+from .confusion_matrix_hook import ConfusionMatrixHook, write_confusion_matrix
 from .divergence_hook import DivergenceError, DivergenceHook
 from .exact_resume_hook import ExactResumeHook
 from .logger_hook import RankZeroLoggerHook
 from .resumable_loop import ResumableIterBasedTrainLoop
 
 __all__ = [
+    'ConfusionMatrixHook', 'write_confusion_matrix',
     'AtomicCheckpointHook', 'ConfigCheckHook', 'ConfigError', 'DivergenceError',
     'DivergenceHook', 'ExactResumeHook', 'RankZeroLoggerHook', 'ResumableIterBasedTrainLoop',
     'find_newest_complete_checkpoint', 'is_complete_checkpoint'

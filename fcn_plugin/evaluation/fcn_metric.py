@@ -67,8 +67,9 @@ class FCNMetric(BaseMetric):
 
     All four come from ONE confusion matrix summed over the whole evaluation set (rows =
     ground truth, columns = prediction; void pixels dropped), not from per-image scores; see
-    :func:`hist_to_metrics`. Keys, in percent: ``aAcc``, ``mAcc``, ``mIoU``, ``fwIoU``; a per-class
-    table (IoU, Acc) is logged. ``per_image_iou=True`` adds ``mIoU_img``, the mean over images
+    :func:`hist_to_metrics`. Keys, in percent: ``aAcc``, ``mAcc``, ``mIoU``, ``fwIoU``, and per
+    class ``IoU.<class>`` and ``Acc.<class>`` (also logged as a table). The summed confusion
+    matrix is kept as ``last_confusion_matrix`` for :class:`ConfusionMatrixHook`. ``per_image_iou=True`` adds ``mIoU_img``, the mean over images
     of each image's own mean IoU: a different (and usually lower) number that some write-ups
     report; it is not the paper's.
 
@@ -144,4 +145,8 @@ class FCNMetric(BaseMetric):
         print_log(
             'FCN metrics (dataset-level confusion matrix, %d images): ' % len(results) +
             ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()), logger=logger)
+        for name, iou, acc in zip(self.dataset_meta['classes'], scores['IoU'], scores['Acc']):
+            metrics[f'IoU.{name}'] = float(iou) * 100  # NaN: no ground truth and no prediction
+            metrics[f'Acc.{name}'] = float(acc) * 100
+        self.last_confusion_matrix = hist  # ConfusionMatrixHook writes it to the work dir
         return metrics
