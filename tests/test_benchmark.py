@@ -78,3 +78,15 @@ def test_benchmark_amp_train_needs_a_gpu():
     with pytest.raises(SystemExit, match='AmpOptimWrapper, which needs a GPU'):
         tool.main([CONFIG, '--shape', '33', '29', '--device', 'cpu', '--repeat', '1',
                    '--train', '--precision', 'fp16'])
+
+
+def test_compare_plain_follows_the_config_geometry():
+    """The tiny demo config (conv1_1 padded by 16, 3x3 fc6): the plain module takes its padding,
+    kernel and derived crops, and computes the same logits."""
+    tool = load_tool()
+    res = tool.main([osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py'), '--shape', '64',
+                     '80', '--device', 'cpu', '--repeat', '1', '--compare-plain'])
+    check = res['runs'][0]['inference']['check']
+    assert check['max_abs_logit'] > 0
+    assert check['max_abs_logit_diff'] <= 1e-4 * check['max_abs_logit']
+    assert check['argmax_agreement'] == 1.0

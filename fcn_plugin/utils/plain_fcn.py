@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 VGG16_STAGES = (2, 2, 3, 3, 3)
 VARIANTS = ('32s', '16s', '8s', '8s-atonce')
+# the reference's Crop offsets (skips coarse to fine, then the final crop), as published
+PUBLISHED_OFFSETS = {'32s': (19, ), '16s': (5, 27), '8s': (5, 9, 31), '8s-atonce': (5, 9, 31)}
 
 
 def upsample_filt(size):
@@ -31,19 +33,23 @@ def bilinear_weight(channels, size):
 class PlainFCN(nn.Module):
     """FCN-32s/16s/8s/8s at-once on VGG16; ``variant`` is one of :data:`VARIANTS`."""
 
-    def __init__(self, variant='8s', n_class=21, width=64, fc=4096):
+    def __init__(self, variant='8s', n_class=21, width=64, fc=4096, first_pad=100, fc6_kernel=7,
+                 offsets=None):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f'variant must be one of {VARIANTS}, got {variant!r}')
         self.variant = variant
+        # where the skip scores and the final scores are cropped (the published offsets for the
+        # reference geometry; other paddings / fc6 kernels need theirs, see plain_fcn_like)
+        self.offsets = tuple(offsets or PUBLISHED_OFFSETS[variant])
         c_in = 3
         for s, n in enumerate(VGG16_STAGES, start=1):
             c = width * min(2**(s - 1), 8)
             for i in range(1, n + 1):
-                pad = 100 if (s, i) == (1, 1) else 1
+                pad = first_pad if (s, i) == (1, 1) else 1
                 setattr(self, f'conv{s}_{i}', nn.Conv2d(c_in, c, 3, padding=pad))
                 c_in = c
-        self.fc6 = nn.Conv2d(c_in, fc, 7)
+        self.fc6 = nn.Conv2d(c_in, fc, fc6_kernel)
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.drop = nn.Dropout(0.5)
         self.score_fr = nn.Conv2d(fc, n_class, 1)
@@ -74,18 +80,26 @@ class PlainFCN(nn.Module):
         x = self.drop(F.relu(self.fc6(x), inplace=True))
         x = self.drop(F.relu(self.fc7(x), inplace=True))
         x = self.score_fr(x)
+        o = self.offsets
         if self.variant == '32s':
-            return self.upscore(x)[:, :, 19:19 + h, 19:19 + w]
+            return self.upscore(x)[:, :, o[0]:o[0] + h, o[0]:o[0] + w]
         atonce = self.variant == '8s-atonce'
         up2 = self.upscore2(x)
         p4 = self.score_pool4(pools[3] * 0.01 if atonce else pools[3])
-        x = up2 + p4[:, :, 5:5 + up2.shape[2], 5:5 + up2.shape[3]]
+        x = _fuse(up2, p4, o[0])
         if self.variant == '16s':
-            return self.upscore16(x)[:, :, 27:27 + h, 27:27 + w]
+            return self.upscore16(x)[:, :, o[1]:o[1] + h, o[1]:o[1] + w]
         up4 = self.upscore_pool4(x)
         p3 = self.score_pool3(pools[2] * 0.0001 if atonce else pools[2])
-        x = up4 + p3[:, :, 9:9 + up4.shape[2], 9:9 + up4.shape[3]]
-        return self.upscore8(x)[:, :, 31:31 + h, 31:31 + w]
+        x = _fuse(up4, p3, o[1])
+        return self.upscore8(x)[:, :, o[2]:o[2] + h, o[2]:o[2] + w]
+
+
+def _fuse(up, skip, offset):
+    """``up + skip`` cropped at ``offset``, over their overlap (all of ``up`` in the reference)."""
+    h = min(up.shape[2], skip.shape[2] - offset)
+    w = min(up.shape[3], skip.shape[3] - offset)
+    return up[:, :, :h, :w] + skip[:, :, offset:offset + h, offset:offset + w]
 
 
 def fcn_variant(decode_head) -> str:
@@ -97,12 +111,20 @@ def fcn_variant(decode_head) -> str:
 
 
 def plain_fcn_like(model) -> PlainFCN:
-    """A :class:`PlainFCN` with the weights of an fcn_plugin VGG16 ``EncoderDecoder``."""
+    """A :class:`PlainFCN` with the weights and geometry of an fcn_plugin VGG16 ``EncoderDecoder``
+    (conv1_1's padding and fc6's kernel as configured; with other than the reference's, the crop
+    offsets are the head's derived ones, e.g. 1, 1, 15 for the tiny demo config)."""
     from .torchfcn_keys import mmseg_to_torchfcn
     variant = fcn_variant(model.decode_head)
     state = mmseg_to_torchfcn(model.state_dict(), variant)
+    first_pad = model.backbone.conv1_1.padding[0]
+    fc6_kernel = model.backbone.fc6.kernel_size[0]
+    offsets = None
+    if (first_pad, fc6_kernel) != (100, 7):
+        offsets = model.decode_head.crop_offsets(model.backbone.coord_maps)
     plain = PlainFCN(variant, n_class=state['score_fr.weight'].shape[0],
-                     width=state['conv1_1.weight'].shape[0], fc=state['fc6.weight'].shape[0])
+                     width=state['conv1_1.weight'].shape[0], fc=state['fc6.weight'].shape[0],
+                     first_pad=first_pad, fc6_kernel=fc6_kernel, offsets=offsets)
     plain.load_state_dict(state)
     plain.train(model.training)
     return plain.to(next(model.parameters()).device)
