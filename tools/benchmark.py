@@ -52,11 +52,11 @@ import os.path as osp
 import statistics
 import time
 
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
+
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-
-from _bootstrap import import_plugin
 
 import_plugin()
 

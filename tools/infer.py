@@ -16,13 +16,13 @@ import os
 import os.path as osp
 import sys
 
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
+
 import mmcv
 import numpy as np
 import torch
 from mmengine.structures import PixelData
 from PIL import Image
-
-from _bootstrap import import_plugin
 
 import_plugin()
 

@@ -14,12 +14,12 @@ import copy
 import json
 import os.path as osp
 
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
+
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
-
-from _bootstrap import import_plugin
 
 import_plugin()
 

@@ -11,10 +11,10 @@ CUDA (``gloo`` process group, DDP without device ids), ``nccl`` on GPUs.
 import argparse
 import os.path as osp
 
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
+
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
-
-from _bootstrap import import_plugin
 
 import_plugin()
 

@@ -13,12 +13,12 @@ import argparse
 import logging
 import os.path as osp
 
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
+
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
-
-from _bootstrap import import_plugin
 
 import_plugin()
 
