@@ -8,4 +8,8 @@ setup(
     python_requires='>=3.8',
     install_requires=['mmsegmentation>=1.2.2', 'mmengine>=0.10', 'mmcv>=2.0.0rc4,<2.2.0',
                       'scipy', 'tqdm', 'prettytable'],
+    # tools/deployment/pytorch2onnx.py: torch's ONNX exporter (onnxscript) and the check
+    # with onnxruntime; verified with torch 2.13.0, numpy 1.26 (pip install -e .[onnx])
+    extras_require={'onnx': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2'],
+                    'tensorboard': ['tensorboard']},  # TensorboardVisBackend (README)
 )

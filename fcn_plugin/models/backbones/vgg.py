@@ -50,8 +50,9 @@ class VGG(BaseModule):
             in eval mode with ``requires_grad=False``; -1 or 0 freezes nothing.
         fast_inference: in eval mode, compute only the cells that see the image and fill in the
             rest, with NNPACK convolutions on CPU (:mod:`.vgg_core_forward`): the same outputs to
-            fp32 rounding (about 1e-5 relative), 2-3x faster on CPU. Training, autocast, tracing
-            and ONNX export always take the plain path; ``False`` takes it in eval mode too.
+            fp32 rounding (about 1e-5 relative), 2-3x faster on CPU. Training, autocast, tracing,
+            torch.export / torch.compile and ONNX export always take the plain path; ``False``
+            takes it in eval mode too.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='vgg16_caffe.pth')``, a checkpoint
             made by ``tools/model_converters/vgg2mmseg.py``.
     """
@@ -145,7 +146,7 @@ class VGG(BaseModule):
                 not x.is_contiguous():  # channels-last runs take the plain path
             return False
         tracing = torch.jit.is_tracing() or torch.jit.is_scripting() or \
-            torch.onnx.is_in_onnx_export()
+            torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()  # incl. torch.export
         return not tracing and not torch.is_autocast_enabled('cpu')
 
     def _core_forward(self, x: torch.Tensor) -> Optional[List[torch.Tensor]]:

@@ -72,8 +72,9 @@ class BilinearUpsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # In inference, a class-diagonal kernel (fixed bilinear upsampling) runs as a grouped
         # transposed convolution: the same sums without the zero terms, 2-6x faster on CPU.
-        # Training keeps the full one (bit-identical to the reference's arithmetic).
-        if not torch.is_grad_enabled():
+        # Training keeps the full one (bit-identical to the reference's arithmetic), and so do
+        # torch.export / torch.compile (ONNX export): the diagonal test reads the weight's values.
+        if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
             diagonal = self._diagonal()
             if diagonal is not None:
                 return F.conv_transpose2d(x, diagonal.to(x.dtype), stride=self.stride,

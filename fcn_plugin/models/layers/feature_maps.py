@@ -27,5 +27,7 @@ class FeatureMaps(tuple):
         if coord_maps is not None and len(coord_maps) != len(self):
             raise ValueError(f'{len(self)} feature maps but {len(coord_maps)} coord maps')
         self.coord_maps = None if coord_maps is None else tuple(coord_maps)
-        self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
+        # sizes stay symbolic under torch.export (ONNX export): int() would bake the traced size in
+        self.input_size = None if input_size is None else tuple(
+            s if isinstance(s, torch.SymInt) else int(s) for s in input_size)
         return self
