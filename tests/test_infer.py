@@ -109,3 +109,13 @@ def test_precision_agreement_tool(toy_and_checkpoint, tmp_path):
     assert 0.95 < results['bf16']['agreement_with_fp32'] <= 1
     assert abs(results['bf16']['metrics']['mIoU'] - results['fp32']['metrics']['mIoU']) < 5
     assert (tmp_path / 'p.json').exists()
+
+
+def test_infer_images_smaller_than_the_tiny_model_minimum(infer, toy_and_checkpoint):
+    tmp, ckpt = toy_and_checkpoint
+    small = tmp / 'small'
+    small.mkdir()
+    Image.fromarray(np.full((10, 12, 3), 128, np.uint8)).save(small / 'tiny.png')
+    assert infer.main([CONFIG, ckpt, str(small), '--out', str(tmp / 'small_out'),
+                       '--device', 'cpu']) == 0
+    assert np.array(Image.open(tmp / 'small_out' / 'tiny.png')).shape == (10, 12)

@@ -75,3 +75,25 @@ def test_stops_after_the_last_requested_output():
     model.conv3_1.register_forward_hook(lambda *args: calls.append('conv3_1'))
     out = model(torch.randn(1, 3, 16, 16))
     assert out[0].shape[1] == 4 and calls == []
+
+
+def test_small_padding_takes_images_below_its_minimum():
+    """conv1_1 padded by 16 and a 3x3 fc6 (the demo config) need 35 px: smaller images are
+    extended with zeros at the bottom/right and keep their own size; larger ones are untouched."""
+    model = tiny(first_conv_padding=16, fc6_kernel_size=3, out_indices=(2, 3, 5)).eval()
+    assert model.min_input_size == 35
+    with torch.no_grad():
+        for size in ((1, 1), (34, 20), (3, 50)):
+            x = torch.randn(1, 3, *size)
+            out = model(x)
+            assert out.input_size == size
+            padded = torch.nn.functional.pad(x, (0, max(35 - size[1], 0), 0, max(35 - size[0], 0)))
+            for a, b in zip(out, model(padded)):
+                torch.testing.assert_close(a, b)
+        assert tiny().min_input_size == 1  # the reference padding takes any size
+
+
+def test_fast_conv_refuses_inputs_smaller_than_the_kernel_without_crashing():
+    from fcn_plugin.models.layers.fast_conv import conv2d
+    with pytest.raises(RuntimeError, match='Kernel size'):
+        conv2d(torch.randn(1, 4, 2, 2), torch.randn(4, 4, 3, 3), None, 0)

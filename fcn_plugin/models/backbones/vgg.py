@@ -8,6 +8,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ..layers.coord_map import CoordMap
+from ..layers.core_window import LayerShape, min_input_size
 from ..layers.feature_maps import FeatureMaps
 from .vgg_core_forward import ZeroImageMaps, core_forward
 
@@ -55,6 +56,10 @@ class VGG(BaseModule):
             takes it in eval mode too.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='vgg16_caffe.pth')``, a checkpoint
             made by ``tools/model_converters/vgg2mmseg.py``.
+
+    Any image size works: with a conv1_1 padding too small for tiny images (the demo config's
+    16 needs 35 pixels a side, ``min_input_size``), smaller images are extended with zeros at the
+    bottom and right and the outputs still say the image's own size (``input_size``).
     """
 
     arch_settings: Dict[int, Tuple[int, ...]] = {
@@ -116,6 +121,7 @@ class VGG(BaseModule):
             self.stage_modules.append(['fc6', 'drop6', 'fc7', 'drop7'])
         self.out_channels = tuple(self._stage_out_channels()[i] for i in out_indices)
         self.coord_maps = tuple(self._stage_coord_maps()[i] for i in out_indices)
+        self.min_input_size = min_input_size([LayerShape.of(m) for m in self._trunk()[0]])
         self._freeze_stages()
 
     def _stage_out_channels(self) -> List[int]:
@@ -149,7 +155,8 @@ class VGG(BaseModule):
             torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()  # incl. torch.export
         return not tracing and not torch.is_autocast_enabled('cpu')
 
-    def _core_forward(self, x: torch.Tensor) -> Optional[List[torch.Tensor]]:
+    def _trunk(self) -> Tuple[List[nn.Module], List[int]]:
+        """The conv/pool layers up to the last output, and the indices of the outputs."""
         layers, keep = [], []
         for index, names in enumerate(self.stage_modules):
             layers += [getattr(self, n) for n in names
@@ -158,10 +165,20 @@ class VGG(BaseModule):
                 keep.append(len(layers) - 1)
             if index == self.out_indices[-1]:
                 break
-        return core_forward(layers, keep, x, self._zero_image_maps)
+        return layers, keep
+
+    def _core_forward(self, x: torch.Tensor) -> Optional[List[torch.Tensor]]:
+        return core_forward(*self._trunk(), x, self._zero_image_maps)
 
     def forward(self, x: torch.Tensor) -> FeatureMaps:
         input_size = x.shape[-2:]
+        short = [max(self.min_input_size - s, 0) for s in input_size] if isinstance(
+            input_size[0], int) else [0, 0]  # symbolic sizes (export): the graph has a minimum
+        if any(short):
+            # smaller than the stack can take (only with a small conv1_1 padding): extend the
+            # image at the bottom and right with zeros, as conv1_1's own padding does; the head
+            # crops the logits back to the image (input_size)
+            x = F.pad(x, (0, short[1], 0, short[0]))
         if self._use_core_forward(x):
             outs = self._core_forward(x)
             if outs is not None:

@@ -127,3 +127,18 @@ def windowable_depth(layers: Sequence[LayerShape], height: int, width: int) -> i
         depth += 1
         saves = saves or y.core.length < y.size or x.core.length < x.size
     return depth if saves else 0
+
+
+def min_input_size(layers: Sequence[LayerShape]) -> int:
+    """The smallest image side every layer of the stack can take (1 with a large enough margin;
+    35 for a VGG16 padded by 16 with a 3x3 fc6)."""
+    size = 1
+    while True:
+        n = size
+        for layer in layers:
+            if n + 2 * layer.padding < layer.kernel:
+                break
+            n = layer.output_size(n)
+        else:
+            return size
+        size += 1

@@ -28,8 +28,10 @@ def nnpack_available() -> bool:
 
 
 def use_nnpack(x: torch.Tensor, weight: torch.Tensor, padding: int) -> bool:
+    # (NNPACK crashes the process, SIGFPE, on an input smaller than the kernel: F.conv2d raises)
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and x.dim() == 4 and padding < min(weight.shape[-2:]) and nnpack_available())
+            and x.dim() == 4 and padding < min(weight.shape[-2:]) and
+            min(x.shape[-2:]) + 2 * padding >= max(weight.shape[-2:]) and nnpack_available())
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
