@@ -10,6 +10,7 @@ from ..layers.bilinear_upsample import BilinearUpsample
 from ..layers.coord_map import CoordMap
 from ..layers.crop import common_window, crop_to_input, input_crop_start
 from ..layers.skip_fusion import SkipFusion
+from ..layers.upsampling_plan import UpsamplingPlan, plan_upsampling
 
 
 @MODELS.register_module()
@@ -29,7 +30,7 @@ class FCNSkipHead(BaseDecodeHead):
     to its :class:`FeatureMaps` output (the VGG backbone does; on the reference trunk the crops
     come out as 19; 5, 27; 5, 9, 31), else from ``in_coord_maps``, else from the assumption
     that input ``i`` is centred, ``x_image = in_strides[i] * x`` (ResNet and most backbones with
-    "same" padding; they need odd ``upsample_kernel_sizes``, see below).
+    "same" padding; with the default kernels the head lines them up by itself, see below).
 
     Score layers start at zero; the upsampling starts bilinear and is fixed (a buffer, as in the
     reference) unless ``learnable_upsample=True``. No dropout here (``dropout_ratio=0``): the
@@ -43,9 +44,12 @@ class FCNSkipHead(BaseDecodeHead):
             the coarsest: ``(1e-4, 0.01)`` for FCN-8s at-once; ``None`` is all 1.
         in_strides: the inputs' strides; by default ``(..., 8, 16, 32)``, the FCN layout.
         in_coord_maps: ``(stride, offset)`` per input, used when the features carry no maps.
-        upsample_kernel_sizes: kernel of each upsampling, coarse to fine then the final one;
-            ``None`` is ``2 * factor`` (the paper's, aligned for the reference VGG). Centred
-            features align with ``2 * factor - 1`` instead.
+        upsample_kernel_sizes: kernel of each upsampling, coarse to fine then the final one.
+            ``None`` (default): the paper's ``2 * factor`` where it aligns the grids (the
+            reference VGG), else ``2 * factor - 1`` (centred maps: ResNet, MiT, MobileNetV2...),
+            chosen per upsampling from the maps at hand (:mod:`..layers.upsampling_plan`); a
+            grid off by a fraction of a cell nobody declared is aligned to the nearest cell with a
+            warning. Given explicitly, they are used as they are and a misalignment is an error.
         learnable_upsample: learn the upsampling (the reference keeps it fixed).
         channels: input channels of ``conv_seg``; defaults to ``in_channels[-1]``.
         kwargs: the rest of :class:`BaseDecodeHead` (loss_decode, sampler, ignore_index...).
@@ -98,6 +102,7 @@ class FCNSkipHead(BaseDecodeHead):
         if any(f < 1 for f in factors) or any(
                 strides[i] % strides[i - 1] for i in range(1, num_levels)):
             raise ValueError(f'FCNSkipHead: in_strides={strides} must increase by whole factors')
+        self.auto_kernels = upsample_kernel_sizes is None
         kernels = tuple(upsample_kernel_sizes or (2 * f for f in factors))
         if len(kernels) != num_levels:
             raise ValueError(f'FCNSkipHead: upsample_kernel_sizes={kernels} needs {num_levels} '
@@ -132,21 +137,27 @@ class FCNSkipHead(BaseDecodeHead):
             return self.in_coord_maps
         return tuple(maps[i] for i in self.in_index)
 
+    def _plan(self, maps: Sequence[CoordMap]) -> UpsamplingPlan:
+        upsamplers = [f.upsample for f in self.fusions] + [self.upsample]
+        return plan_upsampling(maps, upsamplers, self.auto_kernels, type(self).__name__)
+
     def crop_offsets(self, coord_maps: Optional[Sequence[CoordMap]] = None) -> List[int]:
         """The reference's crop offsets (each skip's, then the final one) for these maps.
 
         These are where the skip scores (or, for other geometries, the upsampled scores) start
         in the larger blob; ``[19]``, ``[5, 27]`` and ``[5, 9, 31]`` on the reference trunk.
+        The same plan and window code as :meth:`forward`.
         """
         maps = tuple(coord_maps or self.in_coord_maps)
+        plan = self._plan(maps)
         cmap, offsets = maps[-1], []
-        for fusion, fine_map in zip(self.fusions, reversed(maps[:-1])):
+        for fusion, fine_map, k in zip(self.fusions, plan.fine_maps, plan.kernels):
             # where the windows start does not depend on the blobs' sizes (as long as they
             # overlap), so any large size gives the offsets forward() uses
-            start_up, start_fine, _, cmap = common_window(cmap.then(fusion.upsample), 1 << 20,
-                                                          fine_map, 1 << 20)
+            start_up, start_fine, _, cmap = common_window(
+                fusion.upsample.coord_map_through(cmap, k), 1 << 20, fine_map, 1 << 20)
             offsets.append(start_up + start_fine)  # one of the two starts is 0
-        offsets.append(input_crop_start(cmap.then(self.upsample)))
+        offsets.append(input_crop_start(CoordMap(1, plan.final_offset)))
         return offsets
 
     def forward(self, inputs, input_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
@@ -157,13 +168,15 @@ class FCNSkipHead(BaseDecodeHead):
         the batch), the logits start at image pixel 0 and may extend past the input.
         """
         maps = self._coord_maps(inputs)
+        plan = self._plan(maps)
         input_size = input_size or getattr(inputs, 'input_size', None)
         feats = self._transform_inputs(inputs)
         scores, cmap = self.cls_seg(feats[-1]), maps[-1]
-        for fusion, feat, fine_map in zip(self.fusions, reversed(feats[:-1]),
-                                          reversed(maps[:-1])):
-            scores, cmap = fusion(scores, feat, cmap, fine_map)
-        return crop_to_input(self.upsample(scores), cmap.then(self.upsample), input_size)
+        for fusion, feat, fine_map, kernel in zip(self.fusions, reversed(feats[:-1]),
+                                                  plan.fine_maps, plan.kernels):
+            scores, cmap = fusion(scores, feat, cmap, fine_map, kernel)
+        return crop_to_input(self.upsample(scores, plan.kernels[-1]),
+                             CoordMap(1, plan.final_offset), input_size)
 
     def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
         """The input size is the padded labels' (the batch's) unless the backbone gave it."""

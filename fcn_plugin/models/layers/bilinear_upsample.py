@@ -53,8 +53,8 @@ class BilinearUpsample(nn.Module):
         with torch.no_grad():
             self.weight.copy_(class_diagonal_bilinear_weight(self.channels, self.kernel_size))
 
-    def coord_map_through(self, cmap):
-        return cmap.then_deconv(self.kernel_size, self.stride)
+    def coord_map_through(self, cmap, kernel_size: int = None):
+        return cmap.then_deconv(kernel_size or self.kernel_size, self.stride)
 
     def _diagonal(self):
         """The per-class kernels ``(C, 1, k, k)`` if no class feeds another, else ``None``;
@@ -69,7 +69,21 @@ class BilinearUpsample(nn.Module):
             self._diagonal_stamp = stamp
         return self._diagonal_kernels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _other_size(self, x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+        """Fixed bilinear upsampling with another kernel size (FCNSkipHead picks the parity
+        that aligns the grids); the state dict keeps the configured kernel."""
+        if self.weight.requires_grad:
+            raise ValueError(
+                f'BilinearUpsample: the grids need a {kernel_size}-pixel kernel here, but this '
+                f'learnable upsampling trains its {self.kernel_size}-pixel one: set '
+                'upsample_kernel_sizes in the head config')
+        kernel = bilinear_kernel(kernel_size).to(x.device, x.dtype)
+        weight = kernel.expand(self.channels, 1, kernel_size, kernel_size)
+        return F.conv_transpose2d(x, weight, stride=self.stride, groups=self.channels)
+
+    def forward(self, x: torch.Tensor, kernel_size: int = None) -> torch.Tensor:
+        if kernel_size and kernel_size != self.kernel_size:
+            return self._other_size(x, kernel_size)
         # In inference, a class-diagonal kernel (fixed bilinear upsampling) runs as a grouped
         # transposed convolution: the same sums without the zero terms, 2-6x faster on CPU.
         # Training keeps the full one (bit-identical to the reference's arithmetic), and so do

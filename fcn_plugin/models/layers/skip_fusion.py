@@ -71,12 +71,14 @@ class SkipFusion(BaseModule):
 
     def forward(self, coarse: torch.Tensor, fine: torch.Tensor,
                 coarse_map: Optional[CoordMap] = None,
-                fine_map: Optional[CoordMap] = None) -> Tuple[torch.Tensor, CoordMap]:
-        """Fuse; without maps both grids are taken as centred (``x_image = stride * x``)."""
+                fine_map: Optional[CoordMap] = None,
+                kernel_size: Optional[int] = None) -> Tuple[torch.Tensor, CoordMap]:
+        """Fuse; without maps both grids are taken as centred (``x_image = stride * x``).
+        ``kernel_size`` overrides the fixed upsampling's (see ``upsampling_plan``)."""
         if coarse_map is None or fine_map is None:
             coarse_map, fine_map = CoordMap.of(self.stride), CoordMap.of(1)
-        up = self.upsample(coarse)
-        up_map = coarse_map.then(self.upsample)
+        up = self.upsample(coarse, kernel_size)
+        up_map = self.upsample.coord_map_through(coarse_map, kernel_size)
         skip = self.scored(fine)
         r_up, r_skip, height, fused_map = common_window(up_map, up.shape[-2], fine_map,
                                                         skip.shape[-2])
