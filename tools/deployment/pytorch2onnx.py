@@ -36,16 +36,15 @@ import sys
 import time
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
-import torch
-import torch.nn as nn
-from mmengine.config import Config, DictAction
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+from _bootstrap import import_plugin  # noqa: E402  (first: it quiets pkg_resources' warning)
 
-try:  # as tools/_bootstrap.py: installed (pip install -e .), else from this checkout
-    import fcn_plugin  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-    import fcn_plugin  # noqa: F401
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+
+import_plugin()
 
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
