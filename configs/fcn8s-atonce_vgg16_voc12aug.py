@@ -12,16 +12,27 @@ _base_ = [
     './_base_/fcn_runtime.py',
 ]
 data_root = 'data/VOCdevkit/VOC2012'
+derived_data_root = data_root  # the datasets below are derived from it (a child may set it)
 prepare_cmd = ('python <mmsegmentation>/tools/dataset_converters/voc_aug.py data/VOCdevkit '
                'data/VOCdevkit/VOCaug --nproc 8 '
                '(see mmseg docs/en/user_guides/2_dataset_prepare.md)')
-pipeline = [
+# The per-sample data checks of configs/_base_/datasets/sbd_seg11valid.py (a bad file or label
+# value stops with the file named); LoadImageFromFile stays first in test_pipeline (mmseg's
+# inference API replaces the first step).
+train_pipeline = [
+    dict(type='CheckSegFiles'),
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample', num_classes=21),
     dict(type='PackSegInputs'),
 ]
-train_pipeline = pipeline
-test_pipeline = pipeline  # also what mmseg.apis.inference_model runs (without annotations)
+test_pipeline = [  # also what mmseg.apis.inference_model runs (without annotations)
+    dict(type='LoadImageFromFile'),
+    dict(type='CheckSegFiles'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample', num_classes=21),
+    dict(type='PackSegInputs'),
+]
 train_dataloader = dict(
     batch_size=1,
     num_workers=2,
@@ -37,19 +48,19 @@ train_dataloader = dict(
                 data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
                 ann_file='ImageSets/Segmentation/train.txt',
                 prepare_cmd=prepare_cmd,
-                pipeline=pipeline),
+                pipeline=train_pipeline),
             dict(
                 type='FCNVOCDataset',
                 data_root=data_root,
                 data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
                 ann_file='ImageSets/Segmentation/aug.txt',
                 prepare_cmd=prepare_cmd,
-                pipeline=pipeline),
+                pipeline=train_pipeline),
         ]))
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,
-    dataset=dict(type='FCNVOCDataset', prepare_cmd=prepare_cmd, pipeline=pipeline))
+    dataset=dict(type='FCNVOCDataset', prepare_cmd=prepare_cmd, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='FCNMetric')
 test_evaluator = val_evaluator
@@ -57,4 +68,6 @@ model = dict(
     backbone=dict(
         init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='pretrain/vgg16_caffe.pth')))
 optim_wrapper = dict(optimizer=dict(lr=1e-10))
-train_cfg = dict(max_iters=300000, val_interval=4000)
+max_iters = 300000
+derived_max_iters = max_iters  # train_cfg is derived from it (fcn_plugin/utils/config_vars.py)
+train_cfg = dict(max_iters=max_iters, val_interval=4000)

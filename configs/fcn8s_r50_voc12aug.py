@@ -20,7 +20,33 @@ model = dict(
 # mmseg's loop and sampler (IterBasedTrainLoop, InfiniteSampler), except that --resume starts
 # the sampler at the resumed iteration instead of loading and discarding the batches trained on.
 train_cfg = dict(type='ResumableIterBasedTrainLoop')
-train_dataloader = dict(sampler=dict(type='ResumableInfiniteSampler'))
+# The per-sample data checks (fcn_plugin.datasets.validation) around mmseg's loaders: a missing
+# or corrupt file, a label value outside 0..20/255 or a label/image size mismatch stops with the
+# file named. They go right after the loaders (before any resizing, which would hide a size
+# mismatch); in test_pipeline LoadImageFromFile stays first (mmseg's inference API replaces it)
+# and CheckSegSample compares the label with the image's original size.
+train_pipeline = [
+    dict(type='CheckSegFiles'),
+    *_base_.train_pipeline[:2],  # LoadImageFromFile, LoadAnnotations
+    dict(type='CheckSegSample', num_classes=21),
+    *_base_.train_pipeline[2:],
+]
+test_pipeline = [
+    _base_.test_pipeline[0],  # LoadImageFromFile
+    dict(type='CheckSegFiles'),
+    *_base_.test_pipeline[1:-1],  # Resize, LoadAnnotations
+    dict(type='CheckSegSample', num_classes=21),
+    _base_.test_pipeline[-1],  # PackSegInputs
+]
+train_dataloader = dict(
+    sampler=dict(type='ResumableInfiniteSampler'),
+    dataset=dict(datasets=[
+        dict(d, pipeline=train_pipeline) for d in _base_.train_dataloader.dataset.datasets]))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+# Before the first iteration, read the label files and stop on labels that cannot be right (all
+# void, binary masks saved as 0/255, colours...), naming the fix (fcn_plugin.engine.DataCheckHook).
+custom_hooks = [dict(type='DataCheckHook')]
 # The FCN paper's metrics (aAcc, mAcc, mIoU, fwIoU from one dataset-level confusion matrix).
 val_evaluator = dict(_delete_=True, type='FCNMetric')
 test_evaluator = val_evaluator

@@ -15,7 +15,11 @@ _base_ = [
     './_base_/models/fcn8s_vgg16.py',
     './_base_/fcn_runtime.py',
 ]
+# Variables a child config may set (`num_classes = 2`, `data_root = ...`, `max_iters = 200`):
+# the fields derived from them below follow (derived_* records the values they were derived
+# from; fcn_plugin/utils/config_vars.py).
 num_classes = 6
+derived_num_classes = num_classes
 data_preprocessor = dict(  # type, padding: as in the model base
     mean=[104.00699, 116.66877, 122.67892],
     std=[58.0, 58.0, 58.0],
@@ -44,13 +48,23 @@ model = dict(
 
 dataset_type = 'ToyVOCDataset'
 data_root = 'data/toy'
-pipeline = [
+derived_data_root = data_root
+# The per-sample data checks (fcn_plugin.datasets.validation): a missing or corrupt file, a label
+# value outside 0..num_classes-1/255 or an image/label size mismatch stops with the file named.
+train_pipeline = [
+    dict(type='CheckSegFiles'),
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample', num_classes=num_classes),
     dict(type='PackSegInputs'),
 ]
-train_pipeline = pipeline
-test_pipeline = pipeline  # also what mmseg.apis.inference_model runs (without annotations)
+test_pipeline = [  # also what mmseg.apis.inference_model runs: LoadImageFromFile stays first
+    dict(type='LoadImageFromFile'),
+    dict(type='CheckSegFiles'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample', num_classes=num_classes),
+    dict(type='PackSegInputs'),
+]
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
@@ -61,7 +75,7 @@ train_dataloader = dict(
         data_root=data_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/Segmentation/train.txt',
-        pipeline=pipeline))
+        pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
     num_workers=0,
@@ -71,12 +85,13 @@ val_dataloader = dict(
         data_root=data_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/Segmentation/val.txt',
-        pipeline=pipeline))
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='FCNMetric', per_image_iou=True)
 test_evaluator = val_evaluator
 
 max_iters = 600
+derived_max_iters = max_iters
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)

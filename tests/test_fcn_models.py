@@ -174,3 +174,13 @@ def test_head_config_errors_name_the_key():
         build('8s', skip_scales=(0.1, ))
     with pytest.raises(ValueError, match='upsample_kernel_sizes'):
         build('8s', upsample_kernel_sizes=(4, 4))
+
+
+def test_binary_head_does_not_suggest_a_sigmoid():
+    """num_classes=2 is FCN's binary segmentation (softmax over two classes): mmseg's warning
+    that suggests out_channels=1 is not raised for this head."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        build('8s', num_classes=2)
+    assert not [w for w in caught if 'For binary segmentation' in str(w.message)]

@@ -56,7 +56,7 @@ from _bootstrap import import_plugin  # first: it quiets the pkg_resources warni
 
 import torch
 import torch.nn as nn
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import_plugin()
 
@@ -66,6 +66,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
 from fcn_plugin.models.segmentors import PRECISIONS  # noqa: E402
+from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
                                                 apply_inference_args)
 
@@ -378,9 +379,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)  # a child's num_classes etc. reach the model
     apply_inference_args(cfg, args, 'tools/benchmark.py')
 
     init_default_scope(cfg.get('default_scope', 'mmseg'))

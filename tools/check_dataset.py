@@ -8,14 +8,21 @@ must exist, and each sample is loaded by the dataset's own loading transforms an
 training (``fcn_plugin.datasets.validation``): whole JPEG/PNG files, decodable, label
 single-channel with values in ``0..num_classes-1`` or 255, label and image of the same size.
 Only loading is done (no augmentation, no model), in ``--workers`` processes, with a progress bar.
-Every bad file is printed as ``<path>: <problem>``; the exit status is 1 if any was found.
+Every bad file is printed as ``<path>: <problem>``. Then each split's labels are judged as a
+whole (``fcn_plugin.datasets.validation.analyze_labels``): errors for a split whose labels are
+all void, labels that hold only 0 and 255 (binary masks saved as 0/255: 255 is void, the
+foreground would be ignored) or two grey levels, and colour labels, each naming files and the
+converter command (``tools/dataset_converters/masks2labels.py``); warnings for classes without
+pixels. The exit status is 1 if any bad file or error was found. A child config's top-level
+``num_classes``/``classes``/``data_root`` reach the datasets (``fcn_plugin.utils.config_vars``).
 """
 import argparse
 import copy
 import os
 import sys
+from typing import Tuple
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
 from _bootstrap import import_plugin
@@ -23,7 +30,8 @@ from _bootstrap import import_plugin
 import_plugin()
 
 from fcn_plugin.datasets.validation import (BadSampleError, ValidatedDataset,  # noqa: E402
-                                            scan_dataset)
+                                            analyze_labels, scan_dataset)
+from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from mmseg.registry import DATASETS  # noqa: E402
 
 
@@ -64,22 +72,31 @@ def list_samples(wrapper: ValidatedDataset) -> list:
         if not isinstance(dataset, BaseSegDataset) or (split_file and
                                                        not os.path.isfile(split_file)):
             return [BadSampleError(split_file or '?', str(error))]
-        complete = [info for info in BaseSegDataset.load_data_list(dataset)
+        try:  # e.g. a missing image folder: nothing to list
+            listed = BaseSegDataset.load_data_list(dataset)
+        except (FileNotFoundError, AssertionError):
+            listed = []
+        complete = [info for info in listed
                     if all(os.path.isfile(p) for p in (info['img_path'],
                                                        info.get('seg_map_path')) if p)]
         missing = [BadSampleError(p, 'file not found')
-                   for info in BaseSegDataset.load_data_list(dataset)
+                   for info in listed
                    for p in (info['img_path'], info.get('seg_map_path'))
                    if p and not os.path.isfile(p)]
-        dataset.load_data_list = lambda: complete  # this instance only
-        dataset.full_init()
+        if not missing:  # a missing folder, no image with the suffix...: the dataset's words
+            return [BadSampleError(split_file or dataset.data_prefix.get('img_path', '?'),
+                                   str(error))]
+        if complete:  # check the rest (else nothing is left: the caller stops here)
+            dataset.load_data_list = lambda: complete  # this instance only
+            dataset.full_init()
         return missing
     return [BadSampleError(p, 'file not found', i) for i in range(len(dataset))
             for p in (dataset.get_data_info(i).get(k) for k in ('img_path', 'seg_map_path'))
             if p and not os.path.isfile(p)]
 
 
-def check(name: str, dataset_cfg: dict, workers: int) -> int:
+def check(name: str, dataset_cfg: dict, workers: int) -> Tuple[int, int]:
+    """Check one split; returns (bad files, split-level label errors)."""
     try:
         built = DATASETS.build(lazy(dataset_cfg))
     except Exception as error:  # e.g. PascalVOCDataset asserts that its folders exist
@@ -87,34 +104,51 @@ def check(name: str, dataset_cfg: dict, workers: int) -> int:
         print(f'{name}: the dataset cannot be built ({type(error).__name__}: {error}); check '
               f"data_root={inner.get('data_root')!r}, data_prefix and ann_file, or prepare the "
               'data first', flush=True)
-        return 1
+        return 1, 0
     wrapper = built if isinstance(built, ValidatedDataset) else ValidatedDataset(
         built, lazy_init=True)
     inner = wrapper.dataset
     print(f'{name}: {type(inner).__name__} {getattr(inner, "ann_file", "")} '
           f'({wrapper.num_classes} classes, ignore {wrapper.ignore_index})', flush=True)
     bad = list_samples(wrapper)
+    if not getattr(inner, '_fully_initialized', True):  # no sample can be loaded
+        for error in bad:
+            print(f'  {error.path}: {error.problem}')
+        print(f'{name}: {len(bad)} bad file(s)', flush=True)
+        return len(bad), 0
     missing = {e.path for e in bad}
     indices = [i for i in range(len(inner))
                if not any(inner.get_data_info(i).get(k) in missing
                           for k in ('img_path', 'seg_map_path'))]
-    bad += scan_dataset(wrapper, indices=indices, workers=workers, desc=name)
+    counts = {}
+    bad += scan_dataset(wrapper, indices=indices, workers=workers, desc=name, label_counts=counts)
     for error in bad:
         print(f'  {error.path}: {error.problem}')
-    print(f'{name}: {len(bad)} bad file(s)' if bad else
-          f'{name}: all {len(inner)} samples OK', flush=True)
-    return len(bad)
+    # the split as a whole: all void, 0/255 binary masks, grey levels, classes without pixels
+    classes = inner.metainfo.get('classes')
+    findings = [f for f in analyze_labels(counts, wrapper.num_classes, wrapper.ignore_index,
+                                          classes, name)
+                if f.kind != 'bad_values']  # those files are listed one by one above
+    for finding in findings:
+        print(f'{name}: {finding.level}: {finding.message}')
+    errors = sum(f.level == 'error' for f in findings)
+    if bad:
+        print(f'{name}: {len(bad)} bad file(s)', flush=True)
+    elif errors:
+        print(f'{name}: every sample loads, but the labels cannot be right (see above)',
+              flush=True)
+    else:
+        print(f'{name}: all {len(inner)} samples OK', flush=True)
+    return len(bad), errors
 
 
 def main():
     args = parse_args()
     if not os.path.isfile(args.config):
         raise SystemExit(f'tools/check_dataset.py: config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)  # child configs' variables passed on
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    seen, bad = [], 0
+    seen, bad, label_errors = [], 0, 0
     for split in args.splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader or 'dataset' not in loader:
@@ -125,11 +159,15 @@ def main():
             print(f'{split}: same dataset as above')
             continue
         seen.append(dataset_cfg)
-        bad += check(split, dataset_cfg, args.workers)
+        files, errors = check(split, dataset_cfg, args.workers)
+        bad, label_errors = bad + files, label_errors + errors
     if bad:
         print(f'{bad} bad file(s): fix or remove them (or drop them from the split files), or '
               "train with dataset=dict(type='ValidatedDataset', on_error='skip', ...).")
-    sys.exit(1 if bad else 0)
+    if label_errors:
+        print(f'{label_errors} split(s) with labels that cannot be right: convert the masks as '
+              'shown above (tools/dataset_converters/masks2labels.py).')
+    sys.exit(1 if bad or label_errors else 0)
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ import_plugin()
 from fcn_plugin.datasets.label_png import voc_palette  # noqa: E402
 from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
                                                 apply_inference_args)
-from mmengine.config import Config  # noqa: E402
+from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from mmseg.apis import inference_model, init_model  # noqa: E402
 from mmseg.visualization import SegLocalVisualizer  # noqa: E402
 
@@ -70,7 +70,7 @@ def main(argv=None):
             raise SystemExit(f'tools/infer.py: {what} file {path} does not exist')
     images = list_images(args.images)
     os.makedirs(args.out, exist_ok=True)
-    cfg = apply_inference_args(Config.fromfile(args.config), args, 'tools/infer.py')
+    cfg = apply_inference_args(load_config(args.config), args, 'tools/infer.py')
     model = init_model(cfg, args.checkpoint, device=args.device)
     visualizer = SegLocalVisualizer(alpha=args.opacity)
     visualizer.dataset_meta = dict(

@@ -17,7 +17,7 @@ import os.path as osp
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
 
@@ -25,6 +25,7 @@ import_plugin()
 
 from mmseg.apis import init_model  # noqa: E402
 
+from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.inference_options import PRECISION_CHOICES  # noqa: E402
 
 
@@ -45,9 +46,7 @@ def main(argv=None):
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             raise SystemExit(f'tools/precision_agreement.py: {path} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)  # child configs' variables passed on
     if cfg.model.get('type') == 'EncoderDecoder':
         cfg.model.type = 'AutocastEncoderDecoder'
     model = init_model(cfg, args.checkpoint, device=args.device)

@@ -13,13 +13,14 @@ import os.path as osp
 
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import_plugin()
 
 from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
                                                 apply_inference_args)
+from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
 
 
@@ -91,9 +92,8 @@ def main():
     for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise SystemExit(f'tools/test.py: {what} {path} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    # top-level num_classes / classes / data_root reach the fields derived from them
+    cfg = load_config(args.config, args.cfg_options)
 
     # work_dir is determined in this priority: CLI > segment in file > filename
     if args.work_dir is not None:

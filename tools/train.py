@@ -7,7 +7,9 @@
 Differences from mmseg's script, all automatic: ``fcn_plugin`` is imported (configs work even
 without ``custom_imports``); distributed jobs use ``nccl`` with CUDA and ``gloo`` without, and
 on a machine without CUDA the process group and the DDP wrapper are set up for the CPU
-(:mod:`fcn_plugin.utils.launch`).
+(:mod:`fcn_plugin.utils.launch`); a config's top-level ``num_classes``/``classes``/``palette``/
+``data_root``/``max_iters`` (set by a child config or ``--cfg-options``) reach every field
+derived from them (:mod:`fcn_plugin.utils.config_vars`).
 """
 import argparse
 import logging
@@ -16,13 +18,14 @@ import os.path as osp
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import_plugin()
 
 from fcn_plugin.engine.atomic_checkpoint_hook import settle_resume  # noqa: E402
+from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
@@ -68,9 +71,9 @@ def main():
 
     if not osp.isfile(args.config):
         raise SystemExit(f'tools/train.py: config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    # top-level num_classes / classes / data_root / max_iters reach the fields derived from them
+    # (a child config's or --cfg-options'; fcn_plugin/utils/config_vars.py)
+    cfg = load_config(args.config, args.cfg_options)
 
     # work_dir is determined in this priority: CLI > segment in file > filename
     if args.work_dir is not None:

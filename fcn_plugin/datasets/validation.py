@@ -15,12 +15,20 @@ Three pieces, all registered in mmseg's registries:
   ``on_error='skip'`` it skips bad samples instead, with a warning naming the file and a count.
 
 :func:`scan_dataset` runs the checks over a whole dataset (``tools/check_dataset.py``).
+
+Split-level label checks (:func:`analyze_labels`, on the label values of many files; run by
+``tools/check_dataset.py`` over every file and by ``DataCheckHook`` over a bounded sample before
+the first iteration): a split whose labels are all void, labels that look like binary masks
+saved as 0/255 (255 is void: every foreground pixel would be ignored, the loss is ~0 and the
+mIoU 100) or as two other grey levels, colour labels, and classes without pixels. Each names
+files and the fix (``tools/dataset_converters/masks2labels.py``).
 """
 import copy
 import logging
 import os
 import os.path as osp
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+import time
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -28,6 +36,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmseg.registry import DATASETS, TRANSFORMS
 
+CONVERT_CMD = 'python tools/dataset_converters/masks2labels.py'
 JPEG_MAGIC = b'\xff\xd8\xff'
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 PATH_KEYS = ('img_path', 'seg_map_path')
@@ -144,8 +153,10 @@ def label_problem(label: np.ndarray, num_classes: Optional[int],
     bad = [int(v) for v in present if not (0 <= v < num_classes or v == ignore_index)]
     if bad:
         shown = ', '.join(map(str, bad[:10])) + (', ...' if len(bad) > 10 else '')
+        hint = (f' (a mask of grey levels {", ".join(map(str, present))}? Convert masks to '
+                f'class indices: {CONVERT_CMD} SRC DST)' if len(present) <= 3 else '')
         return (f'label values {shown} are outside 0..{num_classes - 1} and {ignore_index} '
-                f'(ignore); the dataset has {num_classes} classes')
+                f'(ignore); the dataset has {num_classes} classes{hint}')
     return None
 
 
@@ -153,9 +164,10 @@ def label_problem(label: np.ndarray, num_classes: Optional[int],
 class CheckSegSample(BaseTransform):
     """Check a loaded sample: image array, label shape and values, image/label size.
 
-    Place it right after ``LoadImageFromFile`` and ``LoadAnnotations`` (before any resizing,
-    which would hide a size mismatch); :class:`ValidatedDataset` does that and fills in
-    ``num_classes`` and ``ignore_index`` from the dataset.
+    Place it right after ``LoadImageFromFile`` and ``LoadAnnotations`` (before any resizing of
+    the label, which would hide a size mismatch; the label is compared with the image's
+    ``ori_shape``, so a test pipeline may resize the image first); :class:`ValidatedDataset`
+    does that and fills in ``num_classes`` and ``ignore_index`` from the dataset.
 
     Args:
         num_classes: labels must be in ``0..num_classes-1`` or ``ignore_index``; ``None`` skips
@@ -182,10 +194,12 @@ class CheckSegSample(BaseTransform):
         problem = label_problem(np.asarray(label), self.num_classes, self.ignore_index)
         if problem:
             raise BadSampleError(seg_path, problem, index)
-        if label.shape[:2] != img.shape[:2]:
+        # the image as loaded: a test pipeline may resize the image before loading the label
+        height, width = tuple(results.get('ori_shape') or img.shape[:2])[:2]
+        if label.shape[:2] != (height, width):
             raise BadSampleError(
                 seg_path, f'label size {label.shape[0]}x{label.shape[1]} (HxW) differs from the '
-                f'image {img_path} ({img.shape[0]}x{img.shape[1]})', index)
+                f'image {img_path} ({height}x{width})', index)
         return results
 
     def __repr__(self) -> str:
@@ -334,14 +348,15 @@ class ValidatedDataset:
         self.full_init()
         return self.dataset.get_data_info(self._indices[idx])
 
-    def load_and_check(self, dataset_index: int, transforms: Optional[Sequence[Callable]] = None):
-        """Run the pipeline (or ``transforms``) on sample ``dataset_index`` of the wrapped
-        dataset; errors come out as :class:`BadSampleError`."""
+    def load_and_check(self, dataset_index: int, transforms: Optional[Sequence[Callable]] = None,
+                       results: Optional[dict] = None):
+        """Run the pipeline (or ``transforms``, from ``results`` if given) on sample
+        ``dataset_index`` of the wrapped dataset; errors come out as :class:`BadSampleError`."""
         info = self.dataset.get_data_info(dataset_index)
         try:
             if transforms is None:
                 return self.dataset.prepare_data(dataset_index)
-            results = info
+            results = info if results is None else results
             for transform in transforms:
                 results = transform(results)
                 if results is None:
@@ -395,32 +410,48 @@ def unwrap(dataset) -> ValidatedDataset:
     return ValidatedDataset(dataset, on_error='raise', lazy_init=True)
 
 
-def _scan_one(wrapper: ValidatedDataset, index: int) -> Optional[BadSampleError]:
-    transforms = wrapper.dataset.pipeline.transforms[:wrapper.check_index + 1]
+def _scan_one(wrapper: ValidatedDataset, index: int
+              ) -> Tuple[Optional[BadSampleError], Optional[Dict[int, int]]]:
+    """Load sample ``index`` and check it: ``(error or None, label value counts or None)``.
+    The counts are taken before :class:`CheckSegSample`, so labels with bad values count too."""
+    transforms = wrapper.dataset.pipeline.transforms
+    counts = None
     try:
-        wrapper.load_and_check(index, transforms)
+        results = wrapper.load_and_check(index, transforms[:wrapper.check_index])
+        label = results.get('gt_seg_map') if isinstance(results, dict) else None
+        if label is not None and np.ndim(label) == 2:
+            counts = value_counts(label)
+        elif label is not None:
+            counts = {COLOUR: 1}
+        if results is not None:
+            wrapper.load_and_check(index, transforms[wrapper.check_index:wrapper.check_index + 1],
+                                   results)
     except BadSampleError as error:
-        return error
-    return None
+        return error, counts
+    return None, counts
 
 
 _SCAN_WRAPPER: Optional[ValidatedDataset] = None
 
 
-def _scan_worker(index: int) -> Tuple[int, Optional[BadSampleError]]:
-    return index, _scan_one(_SCAN_WRAPPER, index)
+def _scan_worker(index: int):
+    return (index, ) + _scan_one(_SCAN_WRAPPER, index)
 
 
 def scan_dataset(dataset,
                  indices: Optional[Iterable[int]] = None,
                  workers: int = 0,
                  progress: bool = True,
-                 desc: str = 'checking') -> List[BadSampleError]:
+                 desc: str = 'checking',
+                 label_counts: Optional[Dict[str, Dict[int, int]]] = None
+                 ) -> List[BadSampleError]:
     """Load and check samples (only the loading transforms and the checks, no augmentation);
     return one :class:`BadSampleError` per bad sample, in dataset order.
 
     ``dataset`` is a :class:`ValidatedDataset` or a dataset to wrap; ``indices`` index the wrapped
-    dataset (default: all). ``workers > 1`` checks in that many processes.
+    dataset (default: all). ``workers > 1`` checks in that many processes. ``label_counts``, if
+    given, is filled with ``{label path: {value: pixel count}}`` of every label loaded (for
+    :func:`analyze_labels`).
     """
     global _SCAN_WRAPPER
     wrapper = unwrap(dataset)
@@ -436,19 +467,233 @@ def scan_dataset(dataset,
         _SCAN_WRAPPER = wrapper
         context = multiprocessing.get_context('fork')
         with context.Pool(workers) as pool:
-            for index, error in pool.imap_unordered(_scan_worker, indices, chunksize=8):
+            for index, error, counts in pool.imap_unordered(_scan_worker, indices, chunksize=8):
                 if error is not None:
                     found[index] = error
+                if counts is not None and label_counts is not None:
+                    label_counts[_label_path(wrapper, index)] = counts
                 if bar is not None:
                     bar.update()
         _SCAN_WRAPPER = None
     else:
         for index in indices:
-            error = _scan_one(wrapper, index)
+            error, counts = _scan_one(wrapper, index)
             if error is not None:
                 found[index] = error
+            if counts is not None and label_counts is not None:
+                label_counts[_label_path(wrapper, index)] = counts
             if bar is not None:
                 bar.update()
     if bar is not None:
         bar.close()
     return [found[i] for i in sorted(found)]
+
+
+def _label_path(wrapper: ValidatedDataset, index: int) -> str:
+    info = wrapper.dataset.get_data_info(index)
+    return info.get('seg_map_path') or info.get('img_path') or f'sample {index}'
+
+
+# -------------------------------------------------------------------------------------------
+# Split-level label checks: all void, binary masks saved as 0/255 or two grey levels, colour
+# labels, classes without pixels.
+
+COLOUR = -1  # value_counts key of a label that is not single-channel (a colour image)
+
+
+def value_counts(label: np.ndarray) -> Dict[int, int]:
+    """``{value: pixel count}`` of a label map."""
+    values = np.asarray(label).ravel()
+    if values.dtype == np.uint8:
+        counts = np.bincount(values, minlength=256)
+        return {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
+    unique, counts = np.unique(values, return_counts=True)
+    return {int(v): int(c) for v, c in zip(unique, counts)}
+
+
+class BadDatasetError(ValueError):
+    """A whole split's labels cannot be right (all void, 0/255 binary masks, colours...)."""
+
+
+class LabelFinding(NamedTuple):
+    """A split-level problem: ``level`` is ``'error'`` or ``'warning'``; ``kind`` one of
+    ``all_void``, ``binary_mask``, ``grey_levels``, ``colour``, ``bad_values``,
+    ``binary_files``, ``no_pixels``."""
+    level: str
+    kind: str
+    message: str
+    files: Tuple[str, ...] = ()
+
+
+def _folders(files: Sequence[str]) -> str:
+    dirs = sorted({osp.dirname(f) or '.' for f in files})
+    if not dirs:
+        return '.'
+    return dirs[0] if len(dirs) == 1 else (osp.commonpath(dirs) or '.')
+
+
+def _examples(files: Sequence[str], n: int = 3) -> str:
+    return ', '.join(files[:n]) + (f' (and {len(files) - n} more)' if len(files) > n else '')
+
+
+def _fix(files: Sequence[str]) -> str:
+    """The converter command for the folder of ``files`` (a phrase, lower case)."""
+    src = _folders(files)
+    return (f'convert the masks to index labels (0..K-1, 255 void): {CONVERT_CMD} {src} '
+            f'{src.rstrip("/")}_labels, and point the dataset\'s seg_map_path at the new '
+            'folder (binary segmentation is num_classes=2: 0 background, 1 foreground)')
+
+
+def analyze_labels(counts: Dict[str, Dict[int, int]],
+                   num_classes: Optional[int],
+                   ignore_index: int = 255,
+                   classes: Optional[Sequence[str]] = None,
+                   split: str = 'train',
+                   total_files: Optional[int] = None) -> List[LabelFinding]:
+    """Judge a split from the label values of its files (``{path: {value: count}}``, as
+    :func:`value_counts`; ``total_files`` if only a sample was counted).
+
+    Errors: every pixel void (``all_void``); only 0 and ``ignore_index`` in every file
+    (``binary_mask``: masks saved as 0/255, whose foreground is void); exactly two values of
+    which one is no class (``grey_levels``: masks saved as e.g. 0/128); colour labels
+    (``colour``); values outside ``0..num_classes-1``/``ignore_index`` (``bad_values``).
+    Warnings: single files that look like 0/255 masks in a split that otherwise is not
+    (``binary_files``); classes without pixels (``no_pixels``).
+    """
+    findings: List[LabelFinding] = []
+    files = sorted(counts)
+    if not files:
+        return findings
+    checked = len(files)
+    where = (f'{split} split ({_folders(files)}, {checked} label files checked'
+             + (f' of {total_files})' if total_files and total_files > checked else ')'))
+    colour = [f for f in files if COLOUR in counts[f]]
+    if colour:
+        findings.append(LabelFinding('error', 'colour', (
+            f'{where}: {len(colour)} label file(s) are colour images, not one class index per '
+            f'pixel: {_examples(colour)}. Convert them with a palette (the colour of each '
+            f'class, in class order): {CONVERT_CMD} {_folders(colour)} '
+            f'{_folders(colour).rstrip("/")}_labels --palette R,G,B R,G,B ... (or '
+            '--palette-png a_palette_label.png), and point seg_map_path at the new folder'),
+            tuple(colour)))
+    single = [f for f in files if COLOUR not in counts[f]]
+    if not single:
+        return findings
+    total: Dict[int, int] = {}
+    for f in single:
+        for v, c in counts[f].items():
+            total[v] = total.get(v, 0) + c
+    values = sorted(total)
+    valid = (lambda v: 0 <= v < num_classes) if num_classes else (lambda v: v != ignore_index)
+    labelled = sum(c for v, c in total.items() if valid(v))
+    shown = ', '.join(f'{v}: {c} px' for v, c in sorted(total.items())[:8]) + (
+        ', ...' if len(total) > 8 else '')
+    if set(values) == {0, ignore_index}:
+        findings.append(LabelFinding('error', 'binary_mask', (
+            f'{where}: the labels hold only the values 0 and {ignore_index} ({shown}): binary '
+            f'masks saved as 0/{ignore_index}? {ignore_index} is void (ignored), so every '
+            'foreground pixel would be ignored: the model would learn background only, with a '
+            f'loss near 0 and mIoU 100. Fix: {_fix(single)}'), tuple(single)))
+        return findings
+    if labelled == 0:
+        findings.append(LabelFinding('error', 'all_void', (
+            f'{where}: every pixel is void or no class ({shown}): there is nothing to train '
+            f'on or to evaluate (the loss would be 0). If these values mark objects, '
+            f'{_fix(single)}'), tuple(single)))
+        return findings
+    outside = [v for v in values if not valid(v) and v != ignore_index]
+    if len(values) == 2 and outside:
+        findings.append(LabelFinding('error', 'grey_levels', (
+            f'{where}: the labels hold exactly two values, {values[0]} and {values[1]} '
+            f'({shown}), and {", ".join(map(str, outside))} is no class of the '
+            f'{num_classes}: binary masks saved as two grey levels? Fix: {_fix(single)}'),
+            tuple(single)))
+        return findings
+    if outside:
+        bad = [f for f in single if any(v in counts[f] for v in outside)]
+        findings.append(LabelFinding('error', 'bad_values', (
+            f'{where}: label values {", ".join(map(str, outside[:10]))} are outside '
+            f'0..{(num_classes or 1) - 1} and {ignore_index} (void) in {len(bad)} file(s): '
+            f'{_examples(bad)}. Fix num_classes/classes, or convert the labels to class '
+            f'indices ({CONVERT_CMD} SRC DST, see --map)'), tuple(bad)))
+    if ignore_index != 0:
+        suspicious = [f for f in single if set(counts[f]) == {0, ignore_index}
+                      and counts[f][ignore_index] >= 0.25 * sum(counts[f].values())]
+        if suspicious:
+            findings.append(LabelFinding('warning', 'binary_files', (
+                f'{where}: {len(suspicious)} file(s) hold only 0 and {ignore_index} with a '
+                f'large void area, like binary masks saved as 0/{ignore_index}: '
+                f'{_examples(suspicious)}. If they are, {_fix(suspicious)}'),
+                tuple(suspicious)))
+    if num_classes:
+        missing = [k for k in range(num_classes) if not total.get(k)]
+        if missing:
+            names = ', '.join(f'{k} {classes[k]!r}' if classes and k < len(classes) else str(k)
+                              for k in missing[:12]) + (', ...' if len(missing) > 12 else '')
+            findings.append(LabelFinding('warning', 'no_pixels', (
+                f'{where}: {len(missing)} of {num_classes} classes have no pixels: {names}. '
+                'They cannot be learnt from this split, and their IoU is NaN (left out of the '
+                'means) when evaluated on it; check num_classes, the class names and the label '
+                'values' + (' (only a sample of the files was checked)'
+                            if total_files and total_files > checked else '')), ()))
+    return findings
+
+
+def _leaf_datasets(dataset) -> list:
+    """The segmentation datasets inside wrappers (ValidatedDataset, Concat, Repeat...)."""
+    if isinstance(dataset, ValidatedDataset):
+        return _leaf_datasets(dataset.dataset)
+    inner = getattr(dataset, 'datasets', None)
+    if isinstance(inner, (list, tuple)):
+        return [d for sub in inner for d in _leaf_datasets(sub)]
+    if hasattr(dataset, 'dataset') and not hasattr(dataset, 'load_data_list'):
+        return _leaf_datasets(dataset.dataset)
+    return [dataset]
+
+
+def count_labels(dataset,
+                 max_files: Optional[int] = 1000,
+                 time_limit: Optional[float] = 30.0
+                 ) -> Tuple[Dict[str, Dict[int, int]], int]:
+    """Value counts of a dataset's label files, read as ``LoadAnnotations`` reads them (with
+    the dataset's ``reduce_zero_label`` and ``label_map``), images untouched.
+
+    All files if there are at most ``max_files``, else ``max_files`` evenly spread over the
+    dataset; stops after ``time_limit`` seconds. Unreadable files are left out (the per-sample
+    checks name them). Returns ``(counts, number of label files in the dataset)``.
+    """
+    from mmseg.datasets.transforms import LoadAnnotations
+    infos = []
+    for leaf in _leaf_datasets(dataset):
+        if hasattr(leaf, 'full_init'):
+            leaf.full_init()
+        for i in range(len(leaf)):
+            info = leaf.get_data_info(i)
+            if info.get('seg_map_path'):
+                infos.append(info)
+    total = len(infos)
+    if max_files is not None and total > max_files:
+        infos = [infos[int(i)] for i in np.linspace(0, total - 1, max_files)]
+    counts: Dict[str, Dict[int, int]] = {}
+    start = time.monotonic()
+    for info in infos:
+        if time_limit is not None and time.monotonic() - start > time_limit:
+            break
+        results = dict(seg_map_path=info['seg_map_path'], seg_fields=[],
+                       reduce_zero_label=info.get('reduce_zero_label', False),
+                       label_map=info.get('label_map'))
+        try:
+            label = LoadAnnotations()(results)['gt_seg_map']
+        except Exception:  # missing or corrupt: the per-sample checks name it
+            continue
+        counts[info['seg_map_path']] = value_counts(label) if np.ndim(label) == 2 else {
+            COLOUR: 1}
+    return counts, total
+
+
+def dataset_classes(dataset) -> Tuple[Optional[Sequence[str]], int]:
+    """``(class names or None, ignore_index)`` of a (wrapped) dataset."""
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    leaves = _leaf_datasets(dataset)
+    ignore = getattr(leaves[0], 'ignore_index', 255) if leaves else 255
+    return (tuple(classes) if classes is not None else None), ignore

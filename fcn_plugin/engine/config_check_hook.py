@@ -139,7 +139,13 @@ class ConfigCheckHook(Hook):
       ``load_from``, when set, exists;
     - each head's ``in_channels`` equals the channels of the backbone outputs its ``in_index``
       selects (``backbone.out_channels``, else one 64x64 forward pass);
-    - ``decode_head.num_classes`` equals the number of classes of each built dataset.
+    - ``decode_head.num_classes`` equals the number of classes of each built dataset;
+    - the config's top-level ``num_classes``/``classes``/``palette``/``data_root``/``max_iters``
+      reached every field derived from them (:mod:`fcn_plugin.utils.config_vars`): a child
+      config's ``num_classes = 2`` that left the head at the base's value, or a
+      ``train_cfg.max_iters`` that left the schedule ending at the old one, names both keys.
+      ``runner_type='FCNRunner'`` (and ``tools/train.py``/``tools/test.py``) resolve them
+      before the runner is built, so this only fires for runners built otherwise.
 
     Each failure raises :class:`ConfigError` naming the config key and the value that fits.
     """
@@ -147,6 +153,9 @@ class ConfigCheckHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_run(self, runner) -> None:
+        if runner.cfg:
+            from ..utils.config_vars import check_config_vars
+            check_config_vars(runner.cfg)
         training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
         model_cfg = runner.cfg.get('model') if training and runner.cfg else None
         check_files(model_cfg, getattr(runner, '_load_from', None))

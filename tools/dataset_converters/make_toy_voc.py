@@ -3,6 +3,7 @@
     python tools/dataset_converters/make_toy_voc.py            # -> data/toy/
     python tools/dataset_converters/make_toy_voc.py --out-dir data/synth_voc --size 375 500 \
         --num-train 200 --num-val 20 --sbd-layout   # VOC-sized, read by the *_voc.py configs
+    python tools/dataset_converters/make_toy_voc.py --binary   # -> data/toy_binary/, 0/255 masks
 
 The layout is VOC's, so the same dataset class and pipeline as the real data read it::
 
@@ -121,8 +122,9 @@ def _void_borders(label: np.ndarray, width: int = 1) -> np.ndarray:
     return out
 
 
-def make_sample(rng: np.random.Generator, size=None):
-    """One (image uint8 (H, W, 3) RGB, label uint8 (H, W)) pair; ``size`` (H, W) or random."""
+def make_sample(rng: np.random.Generator, size=None, void_borders: bool = True):
+    """One (image uint8 (H, W, 3) RGB, label uint8 (H, W)) pair; ``size`` (H, W) or random;
+    ``void_borders=False``: no void band along the objects' borders."""
     h, w = (int(v) for v in rng.integers(64, 97, size=2))
     if size is not None:
         h, w = size
@@ -133,7 +135,8 @@ def make_sample(rng: np.random.Generator, size=None):
         mask = _shape_mask(rng, cls, h, w)
         img[mask] = _texture(rng, cls, h, w)[mask]
         label[mask] = cls  # later objects occlude earlier ones
-    return np.clip(img, 0, 255).astype(np.uint8), _void_borders(label)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    return img, (_void_borders(label) if void_borders else label)
 
 
 def make_toy_voc(out_dir: str = 'data/toy', num_train: int = 96, num_val: int = 32,
@@ -162,14 +165,47 @@ def make_toy_voc(out_dir: str = 'data/toy', num_train: int = 96, num_val: int = 
     return splits
 
 
+def make_toy_binary(out_dir: str = 'data/toy_binary', num_train: int = 96, num_val: int = 32,
+                    seed: int = 0, size=None) -> dict:
+    """Write a binary toy dataset (foreground = any object) under ``out_dir``, with the masks as
+    most annotation tools save them: greyscale PNGs, 0 background and 255 foreground::
+
+        images/{train,val}/toy_0000.jpg    the toy images
+        masks/{train,val}/toy_0000.png     0/255 masks: NOT training labels (255 is void there)
+
+    ``tools/dataset_converters/masks2labels.py out_dir/masks out_dir/labels`` turns the masks
+    into index labels (0/1) in ``labels/``, which ``configs/fcn8s_vgg16-tiny_toybinary.py``
+    reads. Returns ``{'train': ids, 'val': ids}``."""
+    rng = np.random.default_rng(seed)
+    ids = [f'toy_{i:04d}' for i in range(num_train + num_val)]
+    splits = {'train': ids[:num_train], 'val': ids[num_train:]}
+    for split, names in splits.items():
+        img_dir, mask_dir = (osp.join(out_dir, sub, split) for sub in ('images', 'masks'))
+        for d in (img_dir, mask_dir):
+            os.makedirs(d, exist_ok=True)
+        for name in names:
+            img, label = make_sample(rng, size, void_borders=False)
+            mask = np.where(label > 0, 255, 0).astype(np.uint8)  # greyscale (mode L) PNG
+            for array, path in ((img, osp.join(img_dir, name + '.jpg')),
+                                (mask, osp.join(mask_dir, name + '.png'))):
+                tmp = path + '.tmp' + osp.splitext(path)[1]
+                Image.fromarray(array).save(tmp, **(dict(quality=95) if array.ndim == 3 else {}))
+                os.replace(tmp, path)
+    return splits
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out-dir', default='data/toy', help='output folder (data/toy)')
+    parser.add_argument('--out-dir', help='output folder (data/toy; --binary: data/toy_binary)')
     parser.add_argument('--num-train', type=int, default=96)
     parser.add_argument('--num-val', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
                         help='every image this size (default: 64..96 px a side)')
+    parser.add_argument('--binary', action='store_true',
+                        help='a binary dataset (foreground = any object) with 0/255 masks in '
+                        'images/ and masks/ (see make_toy_binary), for masks2labels.py and '
+                        'configs/fcn8s_vgg16-tiny_toybinary.py')
     parser.add_argument('--sbd-layout', action='store_true',
                         help='the reference recipe\'s layout (SegmentationClassSBD, '
                         'sbd_train.txt, seg11valid.txt)')
@@ -178,6 +214,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.binary:
+        out_dir = args.out_dir or 'data/toy_binary'
+        splits = make_toy_binary(out_dir, args.num_train, args.num_val, args.seed, args.size)
+        print(f'toy binary dataset: {len(splits["train"])} train + {len(splits["val"])} val '
+              f'images with 0/255 masks, in {out_dir}; convert the masks to labels with\n'
+              f'  python tools/dataset_converters/masks2labels.py {out_dir}/masks '
+              f'{out_dir}/labels')
+        return 0
+    args.out_dir = args.out_dir or 'data/toy'
     splits = make_toy_voc(args.out_dir, args.num_train, args.num_val, args.seed, args.size,
                           args.sbd_layout)
     print(f'toy VOC dataset: {len(splits["train"])} train + {len(splits["val"])} val images, '

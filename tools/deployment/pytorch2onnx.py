@@ -87,9 +87,8 @@ def parse_shape(text: str) -> Tuple[int, int, int]:
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if not osp.isfile(path):
         raise ExportError(f'config file {path} does not exist')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    from fcn_plugin.utils.config_vars import load_config as load_resolved
+    cfg = load_resolved(path, cfg_options)  # a child's num_classes etc. reach the model
     if 'model' not in cfg:
         raise ExportError(f'config {path} has no "model" key')
     model = cfg.model

@@ -11,6 +11,9 @@
 # time; 255 = void (ignored in the loss and the metrics).
 dataset_type = 'FCNVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
+# The data loaders below are derived from data_root: a child config's `data_root = ...` reaches
+# them (derived_data_root records the value used; fcn_plugin/utils/config_vars.py).
+derived_data_root = data_root
 prepare_cmd = ('python tools/dataset_converters/sbd.py data/sbd/benchmark_RELEASE/dataset '
                'data/VOCdevkit/VOC2012 --voc2011-val '
                'data/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt')

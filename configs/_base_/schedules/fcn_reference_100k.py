@@ -14,7 +14,11 @@ param_scheduler = []  # fixed learning rate
 # ResumableIterBasedTrainLoop (fcn_plugin.engine): mmengine's IterBasedTrainLoop, except that
 # --resume starts the sampler at the resumed iteration instead of loading and discarding every
 # batch already trained on (needs ResumableInfiniteSampler in train_dataloader).
-train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=100000, val_interval=4000)
+# A child's `max_iters = N` (or train_cfg.max_iters) reaches the loop and any schedule ending at
+# it (derived_max_iters records the value they were derived from; fcn_plugin/utils/config_vars.py)
+max_iters = 100000
+derived_max_iters = max_iters
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters, val_interval=4000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

@@ -1,4 +1,5 @@
 """The FCN-32s/16s/8s decode head: score, fuse skips coarse to fine, upsample, crop."""
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -73,15 +74,20 @@ class FCNSkipHead(BaseDecodeHead):
             raise ValueError(f'FCNSkipHead: in_channels={in_channels} and in_index={in_index} '
                              'must be non-empty and of the same length')
         num_levels = len(in_channels)
-        super().__init__(
-            in_channels=list(in_channels),
-            channels=channels or in_channels[-1],
-            num_classes=num_classes,
-            in_index=list(in_index),
-            input_transform='multiple_select',
-            dropout_ratio=dropout_ratio,
-            init_cfg=init_cfg,
-            **kwargs)
+        with warnings.catch_warnings():
+            # Binary segmentation is num_classes=2 here: two score channels and a softmax, as in
+            # the FCN paper; mmseg's suggestion of out_channels=1 (sigmoid) does not apply.
+            warnings.filterwarnings('ignore', message='For binary segmentation, we suggest',
+                                    category=UserWarning)
+            super().__init__(
+                in_channels=list(in_channels),
+                channels=channels or in_channels[-1],
+                num_classes=num_classes,
+                in_index=list(in_index),
+                input_transform='multiple_select',
+                dropout_ratio=dropout_ratio,
+                init_cfg=init_cfg,
+                **kwargs)
         self.in_strides = tuple(in_strides or (32 // 2**i for i in reversed(range(num_levels))))
         if len(self.in_strides) != num_levels:
             raise ValueError(f'FCNSkipHead: in_strides={self.in_strides} needs {num_levels} '
