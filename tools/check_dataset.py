@@ -22,10 +22,10 @@ import os
 import sys
 from typing import Tuple
 
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
+
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
-
-from _bootstrap import import_plugin
 
 import_plugin()
 
@@ -95,13 +95,24 @@ def list_samples(wrapper: ValidatedDataset) -> list:
             if p and not os.path.isfile(p)]
 
 
+def missing_paths(cfg: dict) -> str:
+    """Which of a dataset config's folders / split file do not exist (for a bare assertion)."""
+    root = cfg.get('data_root') or ''
+    paths = [os.path.join(root, p) for p in (cfg.get('data_prefix') or {}).values() if p]
+    if cfg.get('ann_file'):
+        paths.append(os.path.join(root, cfg['ann_file']))
+    missing = [p for p in paths if not os.path.exists(p)]
+    return f'not found: {", ".join(missing)}' if missing else ''
+
+
 def check(name: str, dataset_cfg: dict, workers: int) -> Tuple[int, int]:
     """Check one split; returns (bad files, split-level label errors)."""
     try:
         built = DATASETS.build(lazy(dataset_cfg))
     except Exception as error:  # e.g. PascalVOCDataset asserts that its folders exist
         inner = dataset_cfg.get('dataset', dataset_cfg)
-        print(f'{name}: the dataset cannot be built ({type(error).__name__}: {error}); check '
+        print(f'{name}: the dataset cannot be built ({type(error).__name__}: {error}'
+              f'{missing_paths(inner) if not str(error) else ""}); check '
               f"data_root={inner.get('data_root')!r}, data_prefix and ann_file, or prepare the "
               'data first', flush=True)
         return 1, 0
