@@ -1,4 +1,5 @@
-# FCN-8s-atonce VGG16 on SBD train / seg11valid: the reference recipe (see ../shared/FCN_REFERENCE.md).
+# FCN-8s-atonce VGG16 on SBD train / seg11valid: the reference recipe (README, "Training on
+# real VOC").
 _base_ = [
     './_base_/models/fcn8s-atonce_vgg16.py',
     './_base_/datasets/sbd_seg11valid.py',

@@ -69,9 +69,9 @@ class FCNMetric(BaseMetric):
     ground truth, columns = prediction; void pixels dropped), not from per-image scores; see
     :func:`hist_to_metrics`. Keys, in percent: ``aAcc``, ``mAcc``, ``mIoU``, ``fwIoU``, and per
     class ``IoU.<class>`` and ``Acc.<class>`` (also logged as a table). The summed confusion
-    matrix is kept as ``last_confusion_matrix`` for :class:`ConfusionMatrixHook`. ``per_image_iou=True`` adds ``mIoU_img``, the mean over images
-    of each image's own mean IoU: a different (and usually lower) number that some write-ups
-    report; it is not the paper's.
+    matrix is kept as ``last_confusion_matrix`` for :class:`ConfusionMatrixHook`.
+    ``per_image_iou=True`` adds ``mIoU_img``, the mean over images of each image's own mean IoU:
+    a different (and usually lower) number that some write-ups report; it is not the paper's.
 
     Distributed evaluation: each image's ``(n, n)`` confusion matrix is one entry of
     ``self.results``; :class:`BaseMetric` gathers those from every rank (and drops the copies a

@@ -37,7 +37,8 @@ def pad_with(t: torch.Tensor, value: Optional[torch.Tensor], have: Tuple[Span, S
     left, right = hx.start - wx.start, wx.stop - hx.stop
     if value is None:
         return F.pad(t, (left, right, top, bottom))
-    t = t[..., max(-top, 0):t.shape[-2] - max(-bottom, 0), max(-left, 0):t.shape[-1] - max(-right, 0)]
+    h, w = t.shape[-2:]
+    t = t[..., max(-top, 0):h - max(-bottom, 0), max(-left, 0):w - max(-right, 0)]
     top, bottom, left, right = (max(v, 0) for v in (top, bottom, left, right))
     if not (top or bottom or left or right):
         return t
