@@ -218,7 +218,8 @@ FCN_CASES = [
 
 
 @pytest.mark.parametrize('variant,encoding,data', FCN_CASES)
-def test_fcn_caffemodel_gives_plain_fcn_logits(tmp_path, capsys, variant, encoding, data):
+def test_fcn_caffemodel_gives_plain_fcn_logits(tmp_path, capsys, variant, encoding, data,
+                                               assert_matches_plain):
     plain = random_plain(variant)
     checkpoint = convert(tmp_path, fcn_caffemodel(plain, encoding, data))
     out = capsys.readouterr().out
@@ -234,13 +235,7 @@ def test_fcn_caffemodel_gives_plain_fcn_logits(tmp_path, capsys, variant, encodi
 
     model = narrow_model(variant)
     model.load_state_dict(state_dict, strict=True)
-    for size in ((1, 1), (23, 41)):
-        x = torch.randn(1, 3, *size) * 50
-        with torch.no_grad():
-            ours = model.predict(x)[0].seg_logits.data
-            theirs = plain(x)[0]
-        assert float((ours - theirs).abs().max() / theirs.abs().max()) < 1e-4
-        assert torch.equal(ours.argmax(0), theirs.argmax(0))
+    assert_matches_plain(model, plain, ((1, 1), (23, 41)))
 
 
 def test_atonce_without_scale_blobs_and_explicit_variants(tmp_path, capsys):
