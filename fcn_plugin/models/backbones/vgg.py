@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from ..layers.coord_map import CoordMap
 from ..layers.core_window import LayerShape, min_input_size
 from ..layers.feature_maps import FeatureMaps
+from ...utils.torch_compat import autocast_enabled, is_compiling
 from .vgg_core_forward import ZeroImageMaps, core_forward
 
 
@@ -152,8 +153,8 @@ class VGG(BaseModule):
                 not x.is_contiguous():  # channels-last runs take the plain path
             return False
         tracing = torch.jit.is_tracing() or torch.jit.is_scripting() or \
-            torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()  # incl. torch.export
-        return not tracing and not torch.is_autocast_enabled('cpu')
+            torch.onnx.is_in_onnx_export() or is_compiling()  # incl. torch.export
+        return not tracing and not autocast_enabled('cpu')
 
     def _trunk(self) -> Tuple[List[nn.Module], List[int]]:
         """The conv/pool layers up to the last output, and the indices of the outputs."""

@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...utils.torch_compat import is_compiling
+
 
 def bilinear_kernel(kernel_size: int) -> torch.Tensor:
     """The 2D bilinear kernel of the reference: ``(1 - |i - c| / f) * (1 - |j - c| / f)``.
@@ -88,7 +90,7 @@ class BilinearUpsample(nn.Module):
         # transposed convolution: the same sums without the zero terms, 2-6x faster on CPU.
         # Training keeps the full one (bit-identical to the reference's arithmetic), and so do
         # torch.export / torch.compile (ONNX export): the diagonal test reads the weight's values.
-        if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        if not torch.is_grad_enabled() and not is_compiling():
             diagonal = self._diagonal()
             if diagonal is not None:
                 return F.conv_transpose2d(x, diagonal.to(x.dtype), stride=self.stride,

@@ -3,6 +3,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from ...utils.torch_compat import sym_min
 from .coord_map import CoordMap
 
 
@@ -30,7 +31,7 @@ def common_window(a: CoordMap, size_a: int, b: CoordMap, size_b: int
     start_a = _as_index((start - a.offset) / a.stride, 'crop')
     start_b = _as_index((start - b.offset) / b.stride, 'crop')
     # sym_min: under torch.export (ONNX export) the sizes are symbolic and so is the length
-    length = torch.sym_min(size_a - start_a, size_b - start_b)
+    length = sym_min(size_a - start_a, size_b - start_b)
     if length <= 0:
         raise ValueError(f'feature maps of sizes {size_a} and {size_b} do not overlap')
     return start_a, start_b, length, CoordMap(a.stride, start)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from ...utils.torch_compat import autocast_enabled
 from .bilinear_upsample import BilinearUpsample
 from .coord_map import CoordMap
 from .crop import common_window
@@ -64,7 +65,7 @@ class SkipFusion(BaseModule):
         features into fp16's subnormal range, where they lose their digits."""
         if self.skip_scale == 1:
             return self.score(fine)
-        if fine.dtype == torch.float32 and not torch.is_autocast_enabled(fine.device.type):
+        if fine.dtype == torch.float32 and not autocast_enabled(fine.device.type):
             return self.score(fine * self.skip_scale)
         unscaled = F.conv2d(fine, self.score.weight)
         return unscaled.float() * self.skip_scale + self.score.bias.float().view(1, -1, 1, 1)

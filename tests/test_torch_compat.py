@@ -1,0 +1,25 @@
+"""The torch 2.1 fallbacks (the README's CUDA install) of fcn_plugin.utils.torch_compat."""
+import torch
+
+from fcn_plugin.utils import torch_compat
+
+
+def test_autocast_enabled_without_the_device_argument(monkeypatch):
+    def old_is_autocast_enabled():  # torch < 2.4: CUDA only, no argument
+        return False
+    monkeypatch.setattr(torch, 'is_autocast_enabled', old_is_autocast_enabled)
+    monkeypatch.setattr(torch, 'is_autocast_cpu_enabled', lambda: True, raising=False)
+    assert torch_compat.autocast_enabled('cpu') is True
+    assert torch_compat.autocast_enabled('cuda') is False
+
+
+def test_is_compiling_without_torch_compiler_is_compiling(monkeypatch):
+    monkeypatch.delattr(torch.compiler, 'is_compiling')
+    assert torch_compat.is_compiling() is False
+
+
+def test_current_torch():
+    assert torch_compat.autocast_enabled('cpu') is False
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert torch_compat.autocast_enabled('cpu') is True
+    assert torch_compat.sym_min(3, 5) == 3
