@@ -65,7 +65,6 @@ from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
-from fcn_plugin.models.segmentors import PRECISIONS  # noqa: E402
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
                                                 apply_inference_args)
@@ -261,10 +260,9 @@ def build_plain(model):
 # ----------------------------------------------------------------------------- phases
 def plain_context(model, device):
     """The autocast the model's predict runs under, for the plain module."""
-    dtype = PRECISIONS.get(getattr(model, 'inference_precision', 'fp32'))
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    if hasattr(model, 'autocast'):  # AutocastEncoderDecoder
+        return model.autocast(device.type)
+    return contextlib.nullcontext()
 
 
 def bench_inference(model, args, batch, device, mem):

@@ -26,7 +26,8 @@ import_plugin()
 from mmseg.apis import init_model  # noqa: E402
 
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
-from fcn_plugin.utils.inference_options import PRECISION_CHOICES  # noqa: E402
+from fcn_plugin.utils.inference_options import (PRECISION_CHOICES,  # noqa: E402
+                                                use_autocast_segmentor)
 
 
 def parse_args(argv=None):
@@ -47,12 +48,8 @@ def main(argv=None):
         if not osp.isfile(path):
             raise SystemExit(f'tools/precision_agreement.py: {path} does not exist')
     cfg = load_config(args.config, args.cfg_options)  # child configs' variables passed on
-    if cfg.model.get('type') == 'EncoderDecoder':
-        cfg.model.type = 'AutocastEncoderDecoder'
+    use_autocast_segmentor(cfg, 'tools/precision_agreement.py', 'reduced precisions')
     model = init_model(cfg, args.checkpoint, device=args.device)
-    if not hasattr(model, 'inference_precision'):
-        raise SystemExit('tools/precision_agreement.py: model.type must be '
-                         "'AutocastEncoderDecoder' (or mmseg's 'EncoderDecoder')")
     loader = Runner.build_dataloader(cfg.test_dataloader)
     modes = ['fp32'] + list(args.precisions)
     evaluators = {m: Evaluator(cfg.test_evaluator) for m in modes}

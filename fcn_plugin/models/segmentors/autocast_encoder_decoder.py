@@ -40,11 +40,13 @@ class AutocastEncoderDecoder(EncoderDecoder):
         self.channels_last = channels_last
         self._weights_channels_last = False
 
-    def _autocast(self, inputs: torch.Tensor):
+    def autocast(self, device_type: str):
+        """The context inference runs in: ``torch.autocast`` in the chosen precision (none for
+        fp32). ``tools/benchmark.py`` runs the plain module in it too."""
         dtype = PRECISIONS[self.inference_precision]
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(inputs.device.type, dtype=dtype)
+        return torch.autocast(device_type, dtype=dtype)
 
     def extract_feat(self, inputs: torch.Tensor):
         if self.channels_last:
@@ -55,11 +57,11 @@ class AutocastEncoderDecoder(EncoderDecoder):
         return super().extract_feat(inputs)
 
     def inference(self, inputs: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
-        with self._autocast(inputs):
+        with self.autocast(inputs.device.type):
             seg_logits = super().inference(inputs, batch_img_metas)
         return seg_logits.float()
 
     def _forward(self, inputs: torch.Tensor, data_samples=None) -> torch.Tensor:
-        with self._autocast(inputs):
+        with self.autocast(inputs.device.type):
             out = super()._forward(inputs, data_samples)
         return out.float()
