@@ -93,3 +93,25 @@ def test_missing_toy_data_names_the_command(tmp_path):
     dataset['data_root'] = str(tmp_path / 'toy')
     with pytest.raises(FileNotFoundError, match='make_toy_voc.py'):
         DATASETS.build(dataset)
+
+
+def test_voc_sized_set_in_the_recipe_layout_reads_with_the_voc_config(tmp_path):
+    """--size 37 50 --sbd-layout: every image that size, train labels in SegmentationClassSBD and
+    the splits the *_vgg16_voc.py configs read (how the README times tools/train.py)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    from fcn_plugin.utils import load_config
+    out = tmp_path / 'synth'
+    toy.make_toy_voc(str(out), num_train=3, num_val=2, size=(37, 50), sbd_layout=True)
+    init_default_scope('mmseg')
+    cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+                               'fcn8s_vgg16_voc.py'))
+    for loader, count in (('train_dataloader', 3), ('val_dataloader', 2)):
+        dataset_cfg = cfg[loader].dataset
+        dataset_cfg.data_root = str(out)
+        dataset = DATASETS.build(dataset_cfg)
+        assert len(dataset) == count
+        sample = dataset[0]
+        assert sample['inputs'].shape == (3, 37, 50)
+        assert sample['data_samples'].gt_sem_seg.data.shape == (1, 37, 50)
