@@ -15,7 +15,7 @@ import fcn_plugin  # noqa: F401
 from fcn_plugin.datasets.validation import BadSampleError, ValidatedDataset
 from mmseg.registry import DATASETS
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_robustness_common import dataset_cfg, make_voc  # noqa: E402
 
 JPEG = b'\xff\xd8\xff'

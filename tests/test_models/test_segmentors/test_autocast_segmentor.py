@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 from fcn_plugin.models import SkipFusion
 from fcn_plugin.utils.inference_options import add_inference_args, apply_inference_args
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn8s_vgg16-narrow_tinyvoc.py')
 
 

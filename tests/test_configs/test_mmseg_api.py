@@ -9,7 +9,7 @@ import yaml
 from mmengine.config import Config
 from mmseg.apis import MMSegInferencer, inference_model, init_model, show_result_pyplot
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')

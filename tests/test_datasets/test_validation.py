@@ -14,7 +14,7 @@ from fcn_plugin.datasets import validation
 from fcn_plugin.datasets.validation import BadSampleError
 from mmseg.registry import DATASETS
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_robustness_common import (ROOT, build_runner, dataset_cfg, make_voc,  # noqa: E402,F401
                                     one_thread, tiny_cfg, write_label)
 

@@ -12,7 +12,7 @@ from fcn_plugin.models.layers.bilinear_upsample import BilinearUpsample
 from fcn_plugin.utils.plain_fcn import VARIANTS, PlainFCN
 from fcn_plugin.utils.torchfcn_keys import torchfcn_to_mmseg
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 SIZES = [(1, 1), (1, 7), (2, 3), (5, 5), (16, 16), (17, 33), (31, 32), (32, 32), (33, 31),
          (64, 48), (97, 131), (100, 1)]

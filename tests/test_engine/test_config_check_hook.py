@@ -9,7 +9,7 @@ import fcn_plugin  # noqa: F401
 from fcn_plugin.engine import ConfigError
 from fcn_plugin.engine.config_check_hook import check_channels
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_robustness_common import build_runner, make_voc, one_thread, tiny_cfg  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures('one_thread')

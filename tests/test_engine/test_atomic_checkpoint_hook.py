@@ -13,7 +13,7 @@ from fcn_plugin.utils.checkpoint_safety import (CorruptCheckpointError, UnsafeCh
                                                 install_safe_checkpoint_loaders)
 from mmseg.registry import MODELS
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_robustness_common import ROOT, build_runner, make_voc, tiny_cfg  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from mmengine.logging import MessageHub
 import fcn_plugin  # noqa: F401
 from fcn_plugin.engine import DivergenceError, DivergenceHook
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_robustness_common import (build_runner, make_voc, one_thread,  # noqa: E402,F401
                                     state_dict_of, tiny_cfg)
 

@@ -19,7 +19,7 @@ from fcn_plugin.engine import ConfigError, DataCheckHook, FCNRunner, data_check_
 from fcn_plugin.utils.config_vars import load_config, resolve_config_vars
 from mmseg.registry import DATASETS, RUNNERS
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_datasets import _load_tool  # noqa: E402
 from test_robustness_common import (ROOT, build_runner, dataset_cfg, make_voc,  # noqa: E402,F401
                                     one_thread, tiny_cfg)

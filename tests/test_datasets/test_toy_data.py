@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _spec = importlib.util.spec_from_file_location(
     '_tool_make_toy_voc', osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_voc.py'))
 toy = importlib.util.module_from_spec(_spec)
@@ -105,7 +105,7 @@ def test_voc_sized_set_in_the_recipe_layout_reads_with_the_voc_config(tmp_path):
     out = tmp_path / 'synth'
     toy.make_toy_voc(str(out), num_train=3, num_val=2, size=(37, 50), sbd_layout=True)
     init_default_scope('mmseg')
-    cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+    cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
                                'fcn8s_vgg16_voc.py'))
     for loader, count in (('train_dataloader', 3), ('val_dataloader', 2)):
         dataset_cfg = cfg[loader].dataset

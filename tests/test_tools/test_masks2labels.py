@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_datasets import _load_tool  # noqa: E402
 
 from fcn_plugin.datasets.label_png import save_label_png  # noqa: E402

@@ -18,7 +18,7 @@ from fcn_plugin.engine import (AtomicCheckpointHook, find_newest_complete_checkp
                                is_complete_checkpoint)
 from mmseg.registry import HOOKS, TRANSFORMS
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_robustness_common import (ROOT, build_runner, make_voc,  # noqa: E402,F401
                                     one_thread, state_dict_of, tiny_cfg)
 

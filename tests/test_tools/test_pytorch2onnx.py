@@ -13,7 +13,7 @@ onnx = pytest.importorskip('onnx', reason='pip install -e .[onnx]')
 ort = pytest.importorskip('onnxruntime', reason='pip install -e .[onnx]')
 pytest.importorskip('onnxscript', reason='pip install -e .[onnx]')
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
 FCN8S = osp.join(ROOT, 'configs', 'fcn8s_vgg16_voc.py')
 ATONCE = osp.join(ROOT, 'configs', 'fcn8s-atonce_vgg16_voc.py')

@@ -11,7 +11,7 @@ from mmseg.structures import SegDataSample
 
 import fcn_plugin  # noqa: F401
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 VARIANTS = ('32s', '16s', '8s', '8s-atonce')
 
 

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CAFFE_MEAN = [104.00699, 116.66877, 122.67892]
 
 # config -> (lr, iterations, load_from, backbone checkpoint)
