@@ -4,6 +4,7 @@ setup(
     name='fcn_plugin',
     version='0.1.0',
     description='The original VGG16 FCN-32s/16s/8s (Long, Shelhamer, Darrell) for MMSegmentation',
+    license='Apache-2.0',
     packages=find_packages(include=['fcn_plugin', 'fcn_plugin.*']),
     python_requires='>=3.8',
     install_requires=['mmsegmentation>=1.2.2', 'mmengine>=0.10', 'mmcv>=2.0.0rc4,<2.2.0',

@@ -1,4 +1,4 @@
-# FCN-32s VGG16 on SBD train / seg11valid: the reference recipe (see ../shared/FCN_REFERENCE.md).
+# FCN-32s VGG16 on SBD train / seg11valid: the reference recipe (docs/fcn_reference.md section 3).
 _base_ = [
     './_base_/models/fcn32s_vgg16.py',
     './_base_/datasets/sbd_seg11valid.py',

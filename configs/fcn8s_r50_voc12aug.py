@@ -20,7 +20,7 @@ model = dict(
 # mmseg's loop and sampler (IterBasedTrainLoop, InfiniteSampler), except that --resume starts
 # the sampler at the resumed iteration instead of loading and discarding the batches trained on.
 train_cfg = dict(type='ResumableIterBasedTrainLoop')
-# The per-sample data checks (fcn_plugin.datasets.validation) around mmseg's loaders: a missing
+# The per-sample data checks (fcn_plugin.datasets.transforms) around mmseg's loaders: a missing
 # or corrupt file, a label value outside 0..20/255 or a label/image size mismatch stops with the
 # file named. They go right after the loaders (before any resizing, which would hide a size
 # mismatch); in test_pipeline LoadImageFromFile stays first (mmseg's inference API replaces it)
@@ -44,10 +44,24 @@ train_dataloader = dict(
         dict(d, pipeline=train_pipeline) for d in _base_.train_dataloader.dataset.datasets]))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# Before the first iteration, read the label files and stop on labels that cannot be right (all
-# void, binary masks saved as 0/255, colours...), naming the fix (fcn_plugin.engine.DataCheckHook).
-custom_hooks = [dict(type='DataCheckHook')]
+# Collectives give up after 10 minutes instead of torch's 30 (--cfg-options
+# env_cfg.dist_cfg.timeout=SECONDS): a frozen rank makes the job fail instead of hang.
+env_cfg = dict(dist_cfg=dict(timeout=600))
+# mmseg's default hooks (interval, max_keep_ckpts... kept), two of them ours: checkpoints and
+# last_checkpoint written to a temporary file and renamed, old checkpoints deleted only once the
+# new one is complete; after a distributed test only rank 0 writes the metrics JSON.
+default_hooks = dict(
+    checkpoint=dict(type='AtomicCheckpointHook'), logger=dict(type='RankZeroLoggerHook'))
+custom_hooks = [
+    # --resume continues the work dir's newest complete checkpoint (repairing last_checkpoint);
+    # with load_from also set, load_from only starts a run whose work dir has no checkpoint
+    dict(type='ResumeHook'),
+    # before the first iteration, read the label files and stop on labels that cannot be right
+    # (all void, binary masks saved as 0/255, colours...), naming the fix
+    dict(type='DataCheckHook'),
+    # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir
+    dict(type='ConfusionMatrixHook'),
+]
 # The FCN paper's metrics (aAcc, mAcc, mIoU, fwIoU from one dataset-level confusion matrix).
 val_evaluator = dict(_delete_=True, type='FCNMetric')
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='ConfusionMatrixHook')]  # confusion matrices in the log dir

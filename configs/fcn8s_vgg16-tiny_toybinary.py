@@ -21,10 +21,7 @@ palette = [[0, 0, 0], [255, 255, 255]]
 max_iters = 300
 derived_max_iters = max_iters
 
-data_preprocessor = dict(  # type, padding: as in the model base
-    mean=[104.00699, 116.66877, 122.67892],
-    std=[58.0, 58.0, 58.0],
-    bgr_to_rgb=False)
+data_preprocessor = dict(std=[58.0, 58.0, 58.0])  # the rest as in the model base
 model = dict(
     data_preprocessor=data_preprocessor,
     decode_head=dict(

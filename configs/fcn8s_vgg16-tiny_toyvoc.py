@@ -13,6 +13,7 @@
 # - Kaiming initialisation of the trunk (no pretrained weights); batches of 4 (padded).
 _base_ = [
     './_base_/models/fcn8s_vgg16.py',
+    './_base_/datasets/toy_voc.py',
     './_base_/fcn_runtime.py',
 ]
 # Variables a child config may set (`num_classes = 2`, `data_root = ...`, `max_iters = 200`):
@@ -20,10 +21,7 @@ _base_ = [
 # from; fcn_plugin/utils/config_vars.py).
 num_classes = 6
 derived_num_classes = num_classes
-data_preprocessor = dict(  # type, padding: as in the model base
-    mean=[104.00699, 116.66877, 122.67892],
-    std=[58.0, 58.0, 58.0],
-    bgr_to_rgb=False)
+data_preprocessor = dict(std=[58.0, 58.0, 58.0])  # the rest as in the model base
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
@@ -39,56 +37,7 @@ model = dict(
     decode_head=dict(
         in_channels=(32, 64, 64),
         num_classes=num_classes,
-        loss_decode=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=1.0,
-            reduction='mean',
-            avg_non_ignore=True)))  # mean over the non-void pixels
-
-dataset_type = 'ToyVOCDataset'
-data_root = 'data/toy'
-derived_data_root = data_root
-# The per-sample data checks (fcn_plugin.datasets.validation): a missing or corrupt file, a label
-# value outside 0..num_classes-1/255 or an image/label size mismatch stops with the file named.
-train_pipeline = [
-    dict(type='CheckSegFiles'),
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=num_classes),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [  # also what mmseg.apis.inference_model runs: LoadImageFromFile stays first
-    dict(type='LoadImageFromFile'),
-    dict(type='CheckSegFiles'),
-    dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=num_classes),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    # InfiniteSampler's order; --resume starts it at the resumed iteration without loading data
-    sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/train.txt',
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/val.txt',
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='FCNMetric', per_image_iou=True)
-test_evaluator = val_evaluator
+        loss_decode=dict(reduction='mean', avg_non_ignore=True)))  # mean over non-void pixels
 
 max_iters = 600
 derived_max_iters = max_iters
@@ -101,10 +50,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
+    logger=dict(type='RankZeroLoggerHook', interval=25, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-randomness = dict(seed=0)
-env_cfg = dict(cudnn_benchmark=False)

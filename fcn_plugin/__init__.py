@@ -1,7 +1,9 @@
 """fcn_plugin: the original VGG16 FCN-32s/16s/8s (Long, Shelhamer, Darrell) for MMSegmentation.
 
-Importing the package registers every component into MMSegmentation's registries, so configs
-only need ``custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)``.
+Importing the package adds every component to MMSegmentation's registries under its own name,
+so configs only need ``custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)``;
+nothing that mmseg or mmengine registered is replaced. The import also adds mmengine's
+checkpoint classes to torch's weights-only allowlist (:mod:`fcn_plugin.utils.checkpoint_safety`).
 """
 from .utils import register_checkpoint_safe_globals
 

@@ -12,11 +12,11 @@ What is timed (``torch.no_grad``, for each ``--batch-size`` of the sweep, a fixe
   crop/resize of the logits to the image, argmax into ``SegDataSample``s). The data
   preprocessor (mean subtraction) runs once beforehand and is not timed.
 * ``--compare-plain``: the same network as a plain PyTorch module
-  (:class:`fcn_plugin.utils.plain_fcn.PlainFCN`, pytorch-fcn layer names) with the same weights,
-  timed as ``plain(inputs).argmax(1)`` in the same run, the two interleaved (ABBA order) so that
-  drift in machine load hits both alike. Prints the ratio of the medians (mmseg / plain) and
-  checks the two give the same logits. The plain module runs in the same precision and memory
-  format (autocast, channels-last). VGG16 FCN configs only.
+  (:class:`fcn_plugin.converters.plain_fcn.PlainFCN`, pytorch-fcn layer names) with the same
+  weights, timed as ``plain(inputs).argmax(1)`` in the same run, the two interleaved (ABBA
+  order) so that drift in machine load hits both alike. Prints the ratio of the medians
+  (mmseg / plain) and checks the two give the same logits. The plain module runs in the same
+  precision and memory format (autocast, channels-last). VGG16 FCN configs only.
 * ``--train``: one ``model.train_step`` (preprocessing, forward, loss, backward, optimizer step;
   the config's ``optim_wrapper`` if it has one, else SGD) on a random label map; with
   ``--precision fp16/bf16`` mmengine's ``AmpOptimWrapper`` in that dtype (as ``train.py --amp``,
@@ -245,7 +245,7 @@ def make_batch(model, shape, batch, num_classes, device, seed, training):
 
 
 def build_plain(model):
-    from fcn_plugin.utils.plain_fcn import plain_fcn_like
+    from fcn_plugin.converters.plain_fcn import plain_fcn_like
     try:
         plain = plain_fcn_like(model).eval()
         if getattr(model, 'channels_last', False):

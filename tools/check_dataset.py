@@ -5,11 +5,11 @@
 
 For the train/val/test datasets of CONFIG (each distinct one once), every listed image and label
 must exist, and each sample is loaded by the dataset's own loading transforms and checked as in
-training (``fcn_plugin.datasets.validation``): whole JPEG/PNG files, decodable, label
+training (``fcn_plugin.datasets.transforms``): whole JPEG/PNG files, decodable, label
 single-channel with values in ``0..num_classes-1`` or 255, label and image of the same size.
 Only loading is done (no augmentation, no model), in ``--workers`` processes, with a progress bar.
 Every bad file is printed as ``<path>: <problem>``. Then each split's labels are judged as a
-whole (``fcn_plugin.datasets.validation.analyze_labels``): errors for a split whose labels are
+whole (``fcn_plugin.datasets.label_checks.analyze_labels``): errors for a split whose labels are
 all void, labels that hold only 0 and 255 (binary masks saved as 0/255: 255 is void, the
 foreground would be ignored) or two grey levels, and colour labels, each naming files and the
 converter command (``tools/dataset_converters/masks2labels.py``); warnings for classes without
@@ -20,7 +20,7 @@ import argparse
 import copy
 import os
 import sys
-from typing import Tuple
+from typing import List, Tuple
 
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 
@@ -29,8 +29,11 @@ from mmengine.registry import init_default_scope
 
 import_plugin()
 
-from fcn_plugin.datasets.validation import (BadSampleError, ValidatedDataset,  # noqa: E402
-                                            analyze_labels, scan_dataset)
+from fcn_plugin.datasets.label_checks import analyze_labels  # noqa: E402
+from fcn_plugin.datasets.missing_files import missing_files  # noqa: E402
+from fcn_plugin.datasets.scan import scan_dataset  # noqa: E402
+from fcn_plugin.datasets.transforms import BadSampleError  # noqa: E402
+from fcn_plugin.datasets.validated_dataset import ValidatedDataset  # noqa: E402
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from mmseg.registry import DATASETS  # noqa: E402
 
@@ -56,46 +59,22 @@ def lazy(dataset_cfg: dict) -> dict:
     return dataset_cfg
 
 
-def list_samples(wrapper: ValidatedDataset) -> list:
-    """Load the dataset's list of samples; return the missing files as errors.
+def list_missing(dataset) -> List[BadSampleError]:
+    """Load the dataset's list of samples and return its missing files, one error each.
 
-    A dataset that refuses to load a list with missing files (``FCNVOCDataset`` raises at
-    build time, naming the first) is given its list without them, so that all of them are
-    reported and the remaining samples are still checked.
+    Datasets that refuse a list naming missing files (``FCNVOCDataset``, ``CustomSegDataset``)
+    are built with ``check_files=False`` so that all of them are listed (by
+    ``fcn_plugin.datasets.missing_files``, as the datasets do) and the other samples checked.
+    Raises ``FileNotFoundError`` if no list can be loaded (a missing folder or split file).
     """
-    dataset = wrapper.dataset
-    try:
-        dataset.full_init()
-    except FileNotFoundError as error:
-        from mmseg.datasets import BaseSegDataset
-        split_file = getattr(dataset, 'ann_file', '')
-        if not isinstance(dataset, BaseSegDataset) or (split_file and
-                                                       not os.path.isfile(split_file)):
-            return [BadSampleError(split_file or '?', str(error))]
-        try:  # e.g. a missing image folder: nothing to list
-            listed = BaseSegDataset.load_data_list(dataset)
-        except (FileNotFoundError, AssertionError):
-            listed = []
-        complete = [info for info in listed
-                    if all(os.path.isfile(p) for p in (info['img_path'],
-                                                       info.get('seg_map_path')) if p)]
-        missing = [BadSampleError(p, 'file not found')
-                   for info in listed
-                   for p in (info['img_path'], info.get('seg_map_path'))
-                   if p and not os.path.isfile(p)]
-        if not missing:  # a missing folder, no image with the suffix...: the dataset's words
-            return [BadSampleError(split_file or dataset.data_prefix.get('img_path', '?'),
-                                   str(error))]
-        if complete:  # check the rest (else nothing is left: the caller stops here)
-            dataset.load_data_list = lambda: complete  # this instance only
-            dataset.full_init()
-        return missing
-    return [BadSampleError(p, 'file not found', i) for i in range(len(dataset))
-            for p in (dataset.get_data_info(i).get(k) for k in ('img_path', 'seg_map_path'))
-            if p and not os.path.isfile(p)]
+    if hasattr(dataset, 'check_files'):
+        dataset.check_files = False  # built lazily: nothing is loaded yet
+    dataset.full_init()
+    infos = (dataset.get_data_info(i) for i in range(len(dataset)))
+    return [BadSampleError(path, 'file not found', i) for i, path in missing_files(infos)]
 
 
-def missing_paths(cfg: dict) -> str:
+def missing_folders(cfg: dict) -> str:
     """Which of a dataset config's folders / split file do not exist (for a bare assertion)."""
     root = cfg.get('data_root') or ''
     paths = [os.path.join(root, p) for p in (cfg.get('data_prefix') or {}).values() if p]
@@ -112,7 +91,7 @@ def check(name: str, dataset_cfg: dict, workers: int) -> Tuple[int, int]:
     except Exception as error:  # e.g. PascalVOCDataset asserts that its folders exist
         inner = dataset_cfg.get('dataset', dataset_cfg)
         print(f'{name}: the dataset cannot be built ({type(error).__name__}: {error}'
-              f'{missing_paths(inner) if not str(error) else ""}); check '
+              f'{missing_folders(inner) if not str(error) else ""}); check '
               f"data_root={inner.get('data_root')!r}, data_prefix and ann_file, or prepare the "
               'data first', flush=True)
         return 1, 0
@@ -121,16 +100,16 @@ def check(name: str, dataset_cfg: dict, workers: int) -> Tuple[int, int]:
     inner = wrapper.dataset
     print(f'{name}: {type(inner).__name__} {getattr(inner, "ann_file", "")} '
           f'({wrapper.num_classes} classes, ignore {wrapper.ignore_index})', flush=True)
-    bad = list_samples(wrapper)
-    if not getattr(inner, '_fully_initialized', True):  # no sample can be loaded
-        for error in bad:
-            print(f'  {error.path}: {error.problem}')
-        print(f'{name}: {len(bad)} bad file(s)', flush=True)
-        return len(bad), 0
-    missing = {e.path for e in bad}
-    indices = [i for i in range(len(inner))
-               if not any(inner.get_data_info(i).get(k) in missing
-                          for k in ('img_path', 'seg_map_path'))]
+    try:
+        bad = list_missing(inner)
+    except FileNotFoundError as error:  # no list of samples: nothing else to check
+        where = getattr(inner, 'ann_file', '') or getattr(inner, 'data_prefix', {}).get(
+            'img_path', '?')
+        print(f'  {where}: {error}')
+        print(f'{name}: 1 bad file(s)', flush=True)
+        return 1, 0
+    dropped = {e.index for e in bad}
+    indices = [i for i in range(len(inner)) if i not in dropped]
     counts = {}
     bad += scan_dataset(wrapper, indices=indices, workers=workers, desc=name, label_counts=counts)
     for error in bad:

@@ -19,8 +19,10 @@ if [ -z "${CONFIG}" ] || [ -z "${CHECKPOINT}" ] || [ -z "${GPUS}" ]; then
   exit 2
 fi
 
+# exec: this script's process becomes the launcher, so killing it ends the job (the workers
+# get SIGTERM when their launcher dies; fcn_plugin/utils/launch.py)
 PYTHONPATH="${ROOT}":$PYTHONPATH \
-"${PYTHON}" -m torch.distributed.run \
+exec "${PYTHON}" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

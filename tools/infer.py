@@ -26,7 +26,7 @@ from PIL import Image
 
 import_plugin()
 
-from fcn_plugin.datasets.label_png import voc_palette  # noqa: E402
+from fcn_plugin.utils.label_png import save_label_png  # noqa: E402
 from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
                                                 apply_inference_args)
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
@@ -75,14 +75,11 @@ def main(argv=None):
     visualizer = SegLocalVisualizer(alpha=args.opacity)
     visualizer.dataset_meta = dict(
         classes=model.dataset_meta['classes'], palette=model.dataset_meta['palette'])
-    palette = voc_palette().flatten().tolist()
     for path in images:
         name = osp.splitext(osp.basename(path))[0]
         result = inference_model(model, path)
         pred = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-        label_png = Image.fromarray(pred, mode='P')
-        label_png.putpalette(palette)
-        label_png.save(osp.join(args.out, name + '.png'))
+        save_label_png(pred, osp.join(args.out, name + '.png'))
 
         image = mmcv.imread(path, channel_order='rgb')
         gt_path = osp.join(args.gt_dir, name + '.png') if args.gt_dir else None

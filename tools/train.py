@@ -9,7 +9,9 @@ without ``custom_imports``); distributed jobs use ``nccl`` with CUDA and ``gloo`
 on a machine without CUDA the process group and the DDP wrapper are set up for the CPU
 (:mod:`fcn_plugin.utils.launch`); a config's top-level ``num_classes``/``classes``/``palette``/
 ``data_root``/``max_iters`` (set by a child config or ``--cfg-options``) reach every field
-derived from them (:mod:`fcn_plugin.utils.config_vars`).
+derived from them (:mod:`fcn_plugin.utils.config_vars`); mmengine's checkpoint loaders are
+weights-only even under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
+(``tools/_bootstrap.py``).
 """
 import argparse
 import logging
@@ -24,7 +26,6 @@ from mmengine.runner import Runner
 
 import_plugin()
 
-from fcn_plugin.engine.atomic_checkpoint_hook import settle_resume  # noqa: E402
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
@@ -98,8 +99,9 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
+    # with load_from also set (a stage started from the previous one), --resume continues this
+    # work dir's checkpoints once it has some: ResumeHook (configs/_base_/fcn_runtime.py)
     cfg.resume = args.resume
-    settle_resume(cfg)  # --resume continues this work dir even where load_from starts a stage
 
     # nccl/gloo, and on CPU-only machines the process group and DDP wrapper
     prepare_distributed(cfg, args.launcher)

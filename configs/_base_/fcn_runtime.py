@@ -7,11 +7,25 @@ custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)
 runner_type = 'FCNRunner'
 # The recipe trains and tests on full images of many sizes: cuDNN's autotuner would re-tune at
 # every new size. Turn it on (--cfg-options env_cfg.cudnn_benchmark=True) where sizes repeat.
-env_cfg = dict(cudnn_benchmark=False)
+# A distributed job stops when a rank cannot go on: collectives give up after dist_cfg.timeout
+# seconds (torch's default: 30 min), so a frozen or lost rank makes the others fail instead of
+# hanging (fcn_plugin/utils/launch.py). Change it: --cfg-options env_cfg.dist_cfg.timeout=SECONDS
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(timeout=600))
 
 # The plugin's safety hooks (fcn_plugin/engine; README "Robustness"). A config that sets its
-# own custom_hooks replaces this list: keep these in it.
+# own custom_hooks replaces this list: keep these in it. Two more are default hooks, selected by
+# the schedule (configs/_base_/schedules/fcn_reference_100k.py) or the config's default_hooks
+# (not here: as in mmseg, default_hooks lives in the schedule, and no key may be in two bases):
+#   checkpoint=dict(type='AtomicCheckpointHook', ...): CheckpointHook's arguments; checkpoints
+#     and last_checkpoint are written to a temporary file and renamed, old checkpoints are
+#     deleted only once the new one is complete
+#   logger=dict(type='RankZeroLoggerHook', ...): LoggerHook's arguments; after a distributed
+#     test only rank 0 writes the metrics JSON
 custom_hooks = [
+    # --resume continues the work dir's newest complete checkpoint (repairing a missing or
+    # stale last_checkpoint); with load_from also set (a stage initialised from the previous
+    # one) it starts from load_from only while the work dir holds no checkpoint
+    dict(type='ResumeHook'),
     # before the first iteration: pretrained files exist, head in_channels match the backbone,
     # num_classes matches the dataset; errors name the config key
     dict(type='ConfigCheckHook'),
@@ -22,9 +36,6 @@ custom_hooks = [
     dict(type='DataCheckHook'),
     # a NaN/inf loss stops the run before it can be checkpointed; the message names the cause
     dict(type='DivergenceHook'),
-    # checkpoints are written to a temporary file and renamed; --resume takes the newest
-    # complete one; old checkpoints are deleted only once the new one is complete
-    dict(type='AtomicCheckpointHook'),
     # iteration i draws its random numbers from (seed, i): --resume is bit-identical on CPU
     dict(type='ExactResumeHook'),
     # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir

@@ -1,13 +1,17 @@
 """Datasets: VOC layout and your own folders of images and label PNGs, with early, clear errors
-on missing data; sample and split-level label validation; a sampler that a resumed run starts at
-its position without loading the skipped data."""
+on missing data (:mod:`.missing_files`); per-sample checks (:mod:`.transforms`), a wrapper that
+raises or skips bad samples (:mod:`.validated_dataset`), a parallel scan of a whole dataset
+(:mod:`.scan`) and split-level label checks (:mod:`.label_checks`); a sampler that a resumed run
+starts at its position without loading the skipped data."""
 from .custom import CustomSegDataset
+from .label_checks import BadDatasetError
 from .samplers import ResumableInfiniteSampler
 from .toy_voc import ToyVOCDataset
-from .validation import CheckSegFiles, CheckSegSample, ValidatedDataset
+from .transforms import BadSampleError, CheckSegFiles, CheckSegSample
+from .validated_dataset import ValidatedDataset
 from .voc import FCNVOCDataset
 
 __all__ = [
     'CustomSegDataset', 'FCNVOCDataset', 'ToyVOCDataset', 'CheckSegFiles', 'CheckSegSample',
-    'ValidatedDataset', 'ResumableInfiniteSampler'
+    'ValidatedDataset', 'ResumableInfiniteSampler', 'BadSampleError', 'BadDatasetError'
 ]

@@ -5,7 +5,8 @@ from typing import List, Optional
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .validation import CheckSegSample
+from .missing_files import missing_files
+from .transforms import CheckSegSample
 
 
 @DATASETS.register_module()
@@ -31,10 +32,14 @@ class CustomSegDataset(BaseSegDataset):
     Before loading: the image folder, the label folder and the split file must exist; after: at
     least one image, and a label for every image. Otherwise one :class:`FileNotFoundError`
     names the folder or the first missing files, the suffixes and ``prepare_cmd``.
+    ``check_files=False`` loads a list that names missing files (as :class:`~.voc.FCNVOCDataset`;
+    ``tools/check_dataset.py`` lists them all).
     """
 
-    def __init__(self, prepare_cmd: Optional[str] = None, **kwargs) -> None:
+    def __init__(self, prepare_cmd: Optional[str] = None, check_files: bool = True,
+                 **kwargs) -> None:
         self.prepare_cmd = prepare_cmd
+        self.check_files = check_files
         super().__init__(**kwargs)
         # a CheckSegSample without num_classes checks against this dataset's classes
         for transform in getattr(self.pipeline, 'transforms', []):
@@ -63,16 +68,17 @@ class CustomSegDataset(BaseSegDataset):
             where = (f'the split file {self.ann_file} lists no images' if self.ann_file else
                      f'no image ending with img_suffix={self.img_suffix!r} in {img_dir}')
             self._fail(where)
-        if self.ann_file:
-            missing = [info['img_path'] for info in data_list if not osp.isfile(info['img_path'])]
-            if missing:
-                self._fail(f'{len(missing)} of {len(data_list)} images listed by '
-                           f'{self.ann_file} not found (img_suffix={self.img_suffix!r}), e.g. '
-                           f'{missing[0]}')
-        missing = [info['seg_map_path'] for info in data_list
-                   if info.get('seg_map_path') and not osp.isfile(info['seg_map_path'])]
+        if not self.check_files:
+            return data_list
+        missing = missing_files(data_list, ['img_path'])  # none unless ann_file lists them
+        if missing:
+            self._fail(f'{len(missing)} of {len(data_list)} images listed by '
+                       f'{self.ann_file} not found (img_suffix={self.img_suffix!r}), e.g. '
+                       f'{missing[0][1]}')
+        missing = missing_files(data_list, ['seg_map_path'])
         if missing:
             self._fail(f'{len(missing)} of {len(data_list)} images have no label ending with '
-                       f'seg_map_suffix={self.seg_map_suffix!r} in {seg_dir}, e.g. {missing[0]} '
-                       f'(for {data_list[0]["img_path"]} and the like)')
+                       f'seg_map_suffix={self.seg_map_suffix!r} in {seg_dir}, e.g. '
+                       f'{missing[0][1]} (for {data_list[missing[0][0]]["img_path"]} and the '
+                       'like)')
         return data_list

@@ -1,7 +1,11 @@
 """The toy dataset of the offline demo (``tools/dataset_converters/make_toy_voc.py``)."""
 from mmseg.registry import DATASETS
 
+from ..utils.label_png import voc_palette
 from .voc import FCNVOCDataset
+
+# Class i is label value i: the generator (make_toy_voc.py) imports these names.
+TOY_CLASSES = ('background', 'disc', 'square', 'triangle', 'ring', 'stripes')
 
 
 @DATASETS.register_module()
@@ -11,10 +15,7 @@ class ToyVOCDataset(FCNVOCDataset):
     Colours are the first six of the VOC palette, as in the label PNGs the generator writes.
     """
 
-    METAINFO = dict(
-        classes=('background', 'disc', 'square', 'triangle', 'ring', 'stripes'),
-        palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128],
-                 [128, 0, 128]])
+    METAINFO = dict(classes=TOY_CLASSES, palette=voc_palette()[:len(TOY_CLASSES)].tolist())
 
     def __init__(self, ann_file: str,
                  prepare_cmd: str = 'python tools/dataset_converters/make_toy_voc.py',

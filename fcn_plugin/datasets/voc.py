@@ -5,6 +5,8 @@ from typing import List, Optional
 from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 
+from .missing_files import describe_missing, missing_files
+
 
 @DATASETS.register_module()
 class FCNVOCDataset(PascalVOCDataset):
@@ -13,43 +15,46 @@ class FCNVOCDataset(PascalVOCDataset):
     The reference recipes read SBD train and seg11valid from one VOC-layout folder written by
     ``tools/dataset_converters/sbd.py``; the toy demo reads ``data/toy`` the same way. Before
     loading, the split file, the image folder and the label folder must exist, and afterwards
-    every listed image and label; otherwise a single :class:`FileNotFoundError` names the first
-    missing path, how many are missing, and ``prepare_cmd``, the command that prepares the data.
+    every listed image and label; otherwise a single :class:`FileNotFoundError` names the
+    missing folder or files (:func:`~.missing_files.describe_missing`), and ``prepare_cmd``,
+    the command that prepares the data.
 
     Args:
         prepare_cmd: shown in the error, e.g. ``'python tools/dataset_converters/sbd.py ...'``.
+        check_files: ``False`` loads a list that names missing files (the folders and the split
+            file must still exist); ``tools/check_dataset.py`` sets it on a lazily built
+            dataset, before ``full_init``, to list them all with
+            :func:`~.missing_files.missing_files`.
         kwargs: those of :class:`PascalVOCDataset` (``data_root``, ``ann_file``,
             ``data_prefix``, ``pipeline``...).
     """
 
-    def __init__(self, ann_file: str, prepare_cmd: Optional[str] = None, **kwargs) -> None:
+    def __init__(self, ann_file: str, prepare_cmd: Optional[str] = None,
+                 check_files: bool = True, **kwargs) -> None:
         self.prepare_cmd = prepare_cmd
+        self.check_files = check_files
         super().__init__(ann_file=ann_file, **kwargs)
 
-    def _missing(self, what: str, path: str, count: int = 1, total: int = 1) -> None:
+    def _fail(self, message: str) -> None:
         how = (f'Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else
                'Check data_root, data_prefix and ann_file in the dataset config.')
-        many = f' ({count} of {total} listed files are missing)' if count > 1 else ''
         raise FileNotFoundError(
-            f'{type(self).__name__}: {what} not found: {path}{many} '
-            f'(data_root={self.data_root!r}). {how}')
+            f'{type(self).__name__}: {message} (data_root={self.data_root!r}). {how}')
 
     def load_data_list(self) -> List[dict]:
         img_dir = self.data_prefix.get('img_path', '')
         seg_dir = self.data_prefix.get('seg_map_path', None)
         if not osp.isfile(self.ann_file):
-            self._missing('split file (ann_file)', self.ann_file)
+            self._fail(f'split file (ann_file) not found: {self.ann_file}')
         if not osp.isdir(img_dir):
-            self._missing('image folder', img_dir)
+            self._fail(f'image folder not found: {img_dir}')
         if seg_dir is not None and not osp.isdir(seg_dir):
-            self._missing('label folder', seg_dir)
+            self._fail(f'label folder not found: {seg_dir}')
         data_list = super().load_data_list()
         if not data_list:
             raise ValueError(f'{type(self).__name__}: the split file {self.ann_file} lists no '
                              'images')
-        missing = [p for info in data_list
-                   for p in (info['img_path'], info.get('seg_map_path')) if p and
-                   not osp.isfile(p)]
+        missing = missing_files(data_list) if self.check_files else []
         if missing:
-            self._missing('image or label file', missing[0], len(missing), 2 * len(data_list))
+            self._fail(describe_missing(missing, self.ann_file))
         return data_list

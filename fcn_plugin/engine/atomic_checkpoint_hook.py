@@ -1,223 +1,153 @@
-"""Checkpoints that are either complete or absent, and a resume that picks the newest complete one.
+"""Checkpoints that are either complete or absent.
 
-mmengine 0.10.7 writes a checkpoint with ``open(path, 'wb').write(bytes)`` under its final name
-(``LocalBackend.put``); a job killed during that write leaves a truncated ``iter_N.pth``.
-``CheckpointHook`` also deletes the oldest checkpoint (``max_keep_ckpts``) *before* writing the
-new one, and writes ``work_dir/last_checkpoint`` (what ``--resume`` reads) non-atomically.
+mmengine 0.10.7's ``CheckpointHook`` writes a checkpoint with ``open(path, 'wb').write(bytes)``
+under its final name (``LocalBackend.put``): a job killed during that write leaves a truncated
+``iter_N.pth``. It also deletes the oldest checkpoint (``max_keep_ckpts``) and the previous best
+one *before* writing the new one, and writes ``work_dir/last_checkpoint`` (what ``--resume``
+reads) non-atomically. :class:`AtomicCheckpointHook` is that hook with those three fixed; what
+``--resume`` does with the files is :class:`~fcn_plugin.engine.resume_hook.ResumeHook`'s.
 """
 import glob
-import logging
 import os
 import os.path as osp
-import re
-import zipfile
-from typing import List, Optional
+from typing import List
 
-from mmengine.dist import barrier, is_main_process
-from mmengine.hooks import CheckpointHook, Hook
-from mmengine.logging import print_log
+from mmengine.dist import is_main_process
+from mmengine.fileio.backends import LocalBackend
+from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
 
-_TMP_PATTERN = '.*.tmp-*'
+from ..utils.io import atomic_write, atomic_write_text
+
+TMP_PATTERN = '.*.tmp-*'  # fcn_plugin.utils.io.atomic_write's temporary files
 
 
-def is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` file (zip format, central directory readable).
+class _DeferredRemovals:
+    """A file backend whose ``remove``/``rmtree`` wait for :meth:`flush`."""
 
-    A truncated zip has no end-of-central-directory record, so this fails on it without
-    reading (or unpickling) the data.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return bool(archive.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return False
-
-
-def find_newest_complete_checkpoint(directory: str) -> Optional[str]:
-    """The most recently written complete ``iter_N.pth``/``epoch_N.pth`` in ``directory``.
-
-    Newest by modification time (a rename keeps the time the data was written), so a stale
-    higher-numbered checkpoint of an older run in the same folder is not preferred.
-    """
-    candidates: List[str] = [
-        p for p in glob.glob(osp.join(directory, '*.pth'))
-        if re.fullmatch(r'(iter|epoch)_\d+\.pth', osp.basename(p))
-    ]
-    candidates.sort(key=lambda p: (os.path.getmtime(p), p), reverse=True)
-    for path in candidates:
-        if is_complete_checkpoint(path):
-            return path
-    return None
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-class _DeferredRemoval:
-    """A file backend proxy that postpones ``remove`` until the next checkpoint is complete."""
-
-    def __init__(self, backend, pending: list):
+    def __init__(self, backend):
         self._backend = backend
-        self._pending = pending
+        self.pending: List[str] = []
 
     def remove(self, filepath) -> None:
-        self._pending.append((self._backend, str(filepath)))
+        self.pending.append(str(filepath))
+
+    rmtree = remove
+
+    def flush(self, keep=()) -> None:
+        """Delete the pending paths, except ``keep`` (names that were just written again)."""
+        keep = {osp.abspath(p) for p in keep}
+        pending, self.pending = self.pending, []
+        for path in pending:
+            if osp.abspath(path) in keep:
+                continue
+            if self._backend.isfile(path):
+                self._backend.remove(path)
+            elif self._backend.isdir(path):
+                self._backend.rmtree(path)
 
     def __getattr__(self, name):
         return getattr(self._backend, name)
 
 
+class _AtomicSaves:
+    """The runner as ``CheckpointHook``'s code sees it: ``save_checkpoint`` writes atomically."""
+
+    def __init__(self, hook: 'AtomicCheckpointHook', runner):
+        self.atomic_saves_of = runner
+        self._hook = hook
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs) -> None:
+        self._hook.save_atomically(self.atomic_saves_of, out_dir, filename, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.atomic_saves_of, name)
+
+
 @HOOKS.register_module()
-class AtomicCheckpointHook(Hook):
-    """Make every ``runner.save_checkpoint`` atomic and ``--resume`` pick a complete file.
+class AtomicCheckpointHook(CheckpointHook):
+    """:class:`mmengine.hooks.CheckpointHook` (same arguments) whose files are complete or absent.
 
-    - ``before_run``: ``runner.save_checkpoint`` (used by ``CheckpointHook`` for the periodic,
-      last and best checkpoints) is wrapped: mmengine writes to ``.<name>.tmp-<pid>`` in the same
-      folder, the file is fsync'ed and renamed over the final name with ``os.replace`` (atomic on
-      POSIX and Windows). A kill mid-write leaves only the temporary file, which nothing reads;
-      stale temporary files of killed runs are removed here.
-    - ``before_run`` when resuming (``resume=True`` without ``load_from``, i.e. ``--resume``):
-      if ``last_checkpoint`` is missing, unreadable, points at an incomplete file, or a complete
-      checkpoint newer than it exists (a kill between the rename and the ``last_checkpoint``
-      update), it is rewritten to :func:`find_newest_complete_checkpoint`, with a warning.
-    - ``before_train`` (priority ``LOWEST``, after ``CheckpointHook`` set up its file backend):
-      the checkpoint hook's deletions of old checkpoints (``max_keep_ckpts``, previous best) are
-      postponed until the new checkpoint is complete, so even ``max_keep_ckpts=1`` always keeps
-      one complete checkpoint on disk.
+    - Every checkpoint (periodic, last, best) is written by mmengine to a hidden temporary file
+      ``.<name>.tmp-*`` in the same folder, fsync'ed and renamed over ``<name>``
+      (:func:`fcn_plugin.utils.io.atomic_write`): a kill mid-write leaves only the temporary
+      file, which nothing reads; ``before_train`` removes those left by killed runs.
+    - ``last_checkpoint`` is written the same way, after the checkpoint it names is complete.
+    - Old checkpoints (``max_keep_ckpts``, the previous best) are deleted only once the new
+      checkpoint is complete, so even ``max_keep_ckpts=1`` always keeps one complete checkpoint.
 
-    Remote checkpoint folders (``out_dir`` with a ``scheme://``) are written as mmengine does.
+    Our configs select it as ``default_hooks.checkpoint`` (``interval``, ``max_keep_ckpts``...
+    as for ``CheckpointHook``). Remote folders (``out_dir`` with a ``scheme://``, or a
+    non-local ``backend_args``) are written as mmengine does.
     """
 
-    priority = 'LOWEST'
-
-    def __init__(self) -> None:
-        self._pending_removals: list = []
-
-    def before_run(self, runner) -> None:
-        self._wrap_save(runner)
-        if is_main_process():
-            for tmp in glob.glob(osp.join(runner.work_dir, _TMP_PATTERN)):
-                os.remove(tmp)
-        if getattr(runner, '_resume', False) and getattr(runner, '_load_from', None) is None:
-            newest = self._newest_to_resume(runner)  # the same decision on every rank
-            if newest and is_main_process():
-                write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), newest)
-            barrier()  # every rank reads last_checkpoint after it was repaired
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._local = False
+        self._written: List[str] = []
 
     def before_train(self, runner) -> None:
-        for hook in runner.hooks:
-            backend = getattr(hook, 'file_backend', None)
-            if isinstance(hook, CheckpointHook) and backend is not None and not isinstance(
-                    backend, _DeferredRemoval):
-                hook.file_backend = _DeferredRemoval(backend, self._pending_removals)
-
-    def _wrap_save(self, runner) -> None:
-        original = runner.save_checkpoint
-        if getattr(original, '_fcn_atomic', False):
-            return
-
-        def save_checkpoint(out_dir, filename, *args, **kwargs):
-            if not is_main_process() or '://' in str(out_dir) or kwargs.get(
-                    'backend_args') or kwargs.get('file_client_args') or (args and args[0]):
-                return original(out_dir, filename, *args, **kwargs)  # master_only: no-op
-            final = osp.join(out_dir, filename)
-            tmp_name = osp.join(osp.dirname(filename),
-                                f'.{osp.basename(filename)}.tmp-{os.getpid()}')
-            tmp = osp.join(out_dir, tmp_name)
-            try:
-                original(out_dir, tmp_name, *args, **kwargs)
-                _fsync(tmp)
-                os.replace(tmp, final)
-            finally:
-                if osp.exists(tmp):
+        super().before_train(runner)  # may delete surplus old checkpoints: others are kept
+        backend = self.file_backend
+        self._local = isinstance(getattr(backend, 'client', backend), LocalBackend)
+        if self._local and is_main_process():
+            for folder in {self.out_dir, runner.work_dir}:
+                for tmp in glob.glob(osp.join(folder, TMP_PATTERN)):
                     os.remove(tmp)
-            self._flush_removals(keep=final)
+        if not isinstance(backend, _DeferredRemovals):
+            self.file_backend = _DeferredRemovals(backend)
 
-        save_checkpoint._fcn_atomic = True
-        runner.save_checkpoint = save_checkpoint
+    def save_atomically(self, runner, out_dir, filename, *args, **kwargs) -> None:
+        """``runner.save_checkpoint(out_dir, filename, ...)``, through a temporary file."""
+        if not self._local or not is_main_process():
+            runner.save_checkpoint(out_dir, filename, *args, **kwargs)
+            return
+        final = osp.join(out_dir, filename)
+        with atomic_write(final) as tmp:
+            runner.save_checkpoint(out_dir, osp.relpath(tmp, out_dir), *args, **kwargs)
+        self._written.append(final)
 
-    def _flush_removals(self, keep: str) -> None:
-        pending, self._pending_removals[:] = list(self._pending_removals), []
-        for backend, path in pending:
-            if osp.abspath(path) == osp.abspath(keep):
-                continue  # the same name was just rewritten
-            if backend.isfile(path):
-                backend.remove(path)
-            elif backend.isdir(path):
-                backend.rmtree(path)
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        """mmengine's, except that old checkpoints are deleted after the new one and
+        ``last_checkpoint`` are complete (``self.file_backend`` defers the deletions)."""
+        runner = getattr(runner, 'atomic_saves_of', runner)
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                old_step = self.keep_ckpt_ids.popleft()
+                if is_main_process():
+                    self.file_backend.remove(
+                        self.file_backend.join_path(self.out_dir,
+                                                    self.filename_tmpl.format(old_step)))
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
-    @staticmethod
-    def _newest_to_resume(runner) -> Optional[str]:
-        """The checkpoint ``last_checkpoint`` should name, if it must be rewritten."""
-        save_file = osp.join(runner.work_dir, 'last_checkpoint')
-        recorded = None
-        if osp.isfile(save_file):
-            with open(save_file) as f:
-                recorded = f.read().strip() or None
-        folders = [runner.work_dir]
-        if recorded and osp.dirname(recorded) and '://' not in recorded:
-            folders.insert(0, osp.dirname(recorded))
-        newest = None
-        for folder in folders:
-            newest = find_newest_complete_checkpoint(folder)
-            if newest:
-                break
-        if recorded and '://' in recorded:
-            return None  # a remote checkpoint: leave it to mmengine
-        recorded_ok = bool(recorded) and osp.isfile(recorded) and is_complete_checkpoint(
-            recorded)
-        if recorded_ok and (newest is None or osp.samefile(newest, recorded) or
-                            os.path.getmtime(recorded) >= os.path.getmtime(newest)):
-            return None
-        if newest is None:
-            if recorded is None:
-                return None  # nothing was ever saved here: mmengine starts from scratch
-            raise FileNotFoundError(
-                f'--resume: {save_file} names {recorded}, which is missing or incomplete, and '
-                f'{runner.work_dir} holds no other complete checkpoint (iter_N.pth/epoch_N.pth). '
-                'Start without --resume, or set load_from to a checkpoint to resume from.')
-        why = ('is missing or incomplete' if not recorded_ok else 'is older than ' + newest)
-        print_log(
-            f'--resume: last_checkpoint names {recorded}, which {why}; resuming from the newest '
-            f'complete checkpoint {newest} instead.',
-            logger='current',
-            level=logging.WARNING)
-        return newest
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        self.save_atomically(
+            runner,
+            self.out_dir,
+            ckpt_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        self._delete_pending()
 
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's, with atomic writes and the previous best deleted after the new one."""
+        super()._save_best_checkpoint(_AtomicSaves(self, runner), metrics)
+        if is_main_process():
+            self._delete_pending()
 
-def settle_resume(cfg) -> None:
-    """Make ``--resume`` continue this run's own checkpoints when ``load_from`` is also set.
-
-    mmengine resumes *from* ``load_from`` whenever both are set. The staged recipes set
-    ``load_from`` to initialise a stage (FCN-16s from FCN-32s's final checkpoint), so a resumed
-    FCN-16s run would restart from FCN-32s at iteration 100000 and stop at once. Here: if the
-    work dir holds a checkpoint, ``load_from`` is dropped and mmengine resumes from the newest
-    one; if it holds none, there is nothing to resume and the stage starts from ``load_from``.
-    """
-    if not cfg.get('resume') or not cfg.get('load_from'):
-        return
-    work_dir = cfg.work_dir
-    if osp.isfile(osp.join(work_dir, 'last_checkpoint')) or find_newest_complete_checkpoint(
-            work_dir):
-        print_log(f'--resume: continuing the checkpoints in {work_dir}; load_from '
-                  f'({cfg.load_from}) only initialises a new run', logger='current')
-        cfg.load_from = None
-    else:
-        print_log(f'--resume: no checkpoint in {work_dir} yet; starting from load_from '
-                  f'({cfg.load_from})', logger='current')
-        cfg.resume = False
+    def _delete_pending(self) -> None:
+        if isinstance(self.file_backend, _DeferredRemovals):
+            self.file_backend.flush(keep=self._written)
+        self._written = []

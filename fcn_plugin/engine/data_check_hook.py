@@ -7,8 +7,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
-from ..datasets.validation import (BadDatasetError, LabelFinding, ValidatedDataset,
-                                   analyze_labels, count_labels, dataset_classes)
+from ..datasets.label_checks import (BadDatasetError, LabelFinding, analyze_labels, count_labels,
+                                     dataset_classes)
+from ..datasets.validated_dataset import ValidatedDataset
 from .config_check_hook import _built_datasets
 
 
@@ -28,9 +29,9 @@ def _skips_bad_samples(dataset) -> bool:
 class DataCheckHook(Hook):
     """At ``before_run`` (data loaders built, nothing trained yet), read the label files of each
     split the run uses (train and val when training, test when testing; labels only, no
-    images) and judge them with :func:`fcn_plugin.datasets.validation.analyze_labels`:
+    images) and judge them with :func:`fcn_plugin.datasets.label_checks.analyze_labels`:
 
-    - errors stop the run with :class:`~fcn_plugin.datasets.validation.BadDatasetError`: a
+    - errors stop the run with :class:`~fcn_plugin.datasets.label_checks.BadDatasetError`: a
       split whose labels are all void; labels that hold only 0 and 255 (binary masks saved as
       0/255: 255 is void, so the foreground would be ignored, the loss ~0 and the mIoU 100) or
       two grey levels; colour labels; values outside ``0..num_classes-1``/255. The message names

@@ -20,7 +20,7 @@ class DivergenceHook(Hook):
     last good one, and the message names it. The message gives the iteration, the offending
     values, the learning rate and the likely cause: with the reference's loss SUMMED over pixels
     (``reduction='sum'``, ~2.5e5 pixels on a 500x500 image) the learning rate must be tiny
-    (1e-10 for FCN-32s; FCN_REFERENCE.md sec. 3); 1e-4 diverges. A mean-reduced loss needs a
+    (1e-10 for FCN-32s; docs/fcn_reference.md section 3); 1e-4 diverges. A mean-reduced loss needs a
     correspondingly larger rate.
 
     Every value whose key contains ``loss`` in the train step's outputs is checked; the values

@@ -2,19 +2,19 @@
 from typing import Dict, Optional
 
 from mmengine.dist import is_main_process
-from mmengine.hooks import LoggerHook as MMEngineLoggerHook
+from mmengine.hooks import LoggerHook
 from mmseg.registry import HOOKS
 
 
-@HOOKS.register_module(name='LoggerHook')
-class RankZeroLoggerHook(MMEngineLoggerHook):
+@HOOKS.register_module()
+class RankZeroLoggerHook(LoggerHook):
     """:class:`mmengine.hooks.LoggerHook`, except that after testing only rank 0 writes
     ``<work_dir>/<timestamp>/<timestamp>.json``.
 
     mmengine 0.10.7 dumps that file from every rank to the same path: with ``dist_test.sh`` the
     concurrent writes (of slightly different lengths: each rank has its own timings) can leave
-    invalid JSON. Registered in mmseg's scope as ``LoggerHook``, so every mmseg config's
-    ``default_hooks.logger`` gets it once ``fcn_plugin`` is imported; nothing else changes.
+    invalid JSON. Our configs select it as ``default_hooks.logger`` (same arguments as
+    ``LoggerHook``); mmengine's ``LoggerHook`` stays as it is for every other config.
     """
 
     def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:

@@ -1,16 +1,13 @@
 """The FCN paper's four segmentation metrics from a dataset-level confusion matrix."""
-import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
-from mmengine.dist import is_main_process
-from mmengine.evaluator import BaseMetric
+import torch
 from mmengine.logging import MMLogger, print_log
-from mmengine.utils import mkdir_or_exist
-from PIL import Image
 from prettytable import PrettyTable
 
+from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 
 
@@ -35,20 +32,17 @@ def hist_to_metrics(hist: np.ndarray) -> Dict[str, np.ndarray]:
     ``mIoU`` (nanmean of per-class IU), ``fwIoU`` (IU weighted by ground-truth frequency, over
     classes with frequency > 0), and the per-class ``Acc`` and ``IoU`` arrays. A class with no
     ground truth has ``Acc`` NaN; with no ground truth and no prediction, ``IoU`` NaN too; the
-    means skip NaN.
+    means skip NaN. ``aAcc``, ``Acc`` and ``IoU`` are mmseg's
+    (:meth:`IoUMetric.total_area_to_metrics`, here in float64 on exact counts).
     """
-    hist = np.asarray(hist, dtype=np.float64)
-    diag = np.diag(hist)
-    gt, pred = hist.sum(1), hist.sum(0)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        acc = diag / gt
-        iou = diag / (gt + pred - diag)
-        total = hist.sum()
-        freq = gt / total
-        a_acc = diag.sum() / total
+    hist = torch.as_tensor(np.asarray(hist), dtype=torch.float64)
+    intersect, gt, pred = hist.diagonal(), hist.sum(1), hist.sum(0)
+    scores = IoUMetric.total_area_to_metrics(intersect, gt + pred - intersect, pred, gt, ['mIoU'])
+    acc, iou = scores['Acc'], scores['IoU']
+    freq = (gt / hist.sum()).numpy()
     valid = freq > 0
     return OrderedDict(
-        aAcc=a_acc,
+        aAcc=scores['aAcc'],
         mAcc=_nanmean(acc),
         mIoU=_nanmean(iou),
         fwIoU=(freq[valid] * iou[valid]).sum() if valid.any() else np.nan,
@@ -62,21 +56,24 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 @METRICS.register_module()
-class FCNMetric(BaseMetric):
+class FCNMetric(IoUMetric):
     """Pixel accuracy, mean accuracy, mean IU and frequency-weighted IU, as in the FCN paper.
 
-    All four come from ONE confusion matrix summed over the whole evaluation set (rows =
-    ground truth, columns = prediction; void pixels dropped), not from per-image scores; see
-    :func:`hist_to_metrics`. Keys, in percent: ``aAcc``, ``mAcc``, ``mIoU``, ``fwIoU``, and per
-    class ``IoU.<class>`` and ``Acc.<class>`` (also logged as a table). The summed confusion
-    matrix is kept as ``last_confusion_matrix`` for :class:`ConfusionMatrixHook`.
-    ``per_image_iou=True`` adds ``mIoU_img``, the mean over images of each image's own mean IoU:
-    a different (and usually lower) number that some write-ups report; it is not the paper's.
+    mmseg's :class:`IoUMetric` (its ``process``: saving predictions, ``format_only``) with
+    exact dataset-level counts: each image's record is its ``(n, n)`` int64 confusion matrix
+    (rows = ground truth, columns = prediction; void pixels dropped) instead of float32
+    per-class areas, and all scores come from ONE matrix summed over the whole evaluation set,
+    not from per-image scores; see :func:`hist_to_metrics`. Keys, in percent and unrounded:
+    ``aAcc``, ``mAcc``, ``mIoU`` (the values ``IoUMetric`` rounds to two decimals), ``fwIoU``
+    (new), and per class ``IoU.<class>`` and ``Acc.<class>`` (also logged as a table with each
+    class's ground-truth pixels). The summed confusion matrix is kept as
+    ``last_confusion_matrix`` for :class:`ConfusionMatrixHook`. ``per_image_iou=True`` adds
+    ``mIoU_img``, the mean over images of each image's own mean IoU: a different (and usually
+    lower) number that some write-ups report; it is not the paper's.
 
-    Distributed evaluation: each image's ``(n, n)`` confusion matrix is one entry of
-    ``self.results``; :class:`BaseMetric` gathers those from every rank (and drops the copies a
-    distributed sampler pads in) before :meth:`compute_metrics` sums them, so the result is the
-    same for any number of ranks.
+    Distributed evaluation: :class:`BaseMetric` gathers the per-image matrices from every rank
+    (and drops the copies a distributed sampler pads in) before :meth:`compute_metrics` sums
+    them, so the result is the same for any number of ranks.
 
     Args:
         ignore_index: the void label; labels outside ``[0, num_classes)`` are dropped anyway.
@@ -87,8 +84,6 @@ class FCNMetric(BaseMetric):
         kwargs: accepted and ignored (mmseg's ``tools/test.py --out`` sets ``keep_results``).
     """
 
-    default_prefix: Optional[str] = None
-
     def __init__(self,
                  ignore_index: int = 255,
                  per_image_iou: bool = False,
@@ -97,29 +92,19 @@ class FCNMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.ignore_index = ignore_index
+        super().__init__(ignore_index=ignore_index, collect_device=collect_device,
+                         output_dir=output_dir, format_only=format_only, prefix=prefix)
         self.per_image_iou = per_image_iou
-        self.output_dir = output_dir
-        self.format_only = format_only
-        if self.output_dir and is_main_process():
-            mkdir_or_exist(self.output_dir)
 
-    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Append one ``(num_classes, num_classes)`` confusion matrix per image."""
-        num_classes = len(self.dataset_meta['classes'])
-        for sample in data_samples:
-            pred = sample['pred_sem_seg']['data'].squeeze().cpu().numpy()
-            if self.output_dir is not None:
-                name = osp.splitext(osp.basename(sample['img_path']))[0]
-                out = pred + 1 if sample.get('reduce_zero_label', False) else pred
-                Image.fromarray(out.astype(np.uint8)).save(
-                    osp.join(self.output_dir, f'{name}.png'))
-            if self.format_only:
-                continue
-            label = sample['gt_sem_seg']['data'].squeeze().cpu().numpy().astype(np.int64)
-            label[label == self.ignore_index] = -1
-            self.results.append(confusion_matrix(pred, label, num_classes))
+    @staticmethod
+    def intersect_and_union(pred_label: torch.Tensor, label: torch.Tensor, num_classes: int,
+                            ignore_index: int) -> np.ndarray:
+        """The record :meth:`IoUMetric.process` appends per image: here the image's confusion
+        matrix (:func:`confusion_matrix`), from which intersection, union and both areas
+        follow, as exact int64 counts."""
+        label = label.cpu().numpy().astype(np.int64)
+        label[label == ignore_index] = -1
+        return confusion_matrix(pred_label.cpu().numpy(), label, num_classes)
 
     def compute_metrics(self, results: List[np.ndarray]) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()

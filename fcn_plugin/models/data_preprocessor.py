@@ -22,21 +22,22 @@ class PadSegDataPreProcessor(SegDataPreProcessor):
         super().__init__(*args, size_divisor=size_divisor, **kwargs)
 
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
-        sizes = {tuple(img.shape[-2:]) for img in data['inputs']}
-        if training or len(sizes) == 1:
+        inputs = data['inputs']
+        if training or len({tuple(img.shape[-2:]) for img in inputs}) == 1:
             return super().forward(data, training)
-        data = self.cast_data(data)
-        inputs, data_samples = data['inputs'], data.get('data_samples')
-        if self.channel_conversion and inputs[0].size(0) == 3:
-            inputs = [img[[2, 1, 0], ...] for img in inputs]
-        inputs = [img.float() for img in inputs]
-        if self._enable_normalize:
-            inputs = [(img - self.mean) / self.std for img in inputs]
-        size = (self.test_cfg or {}).get('size')
-        divisor = None if size else (self.test_cfg or {}).get('size_divisor', self.size_divisor)
+        # A test batch of mixed sizes: the parent casts, converts and normalises each image,
+        # alone and without its test-time padding (test_cfg); then they are padded together.
+        test_cfg, self.test_cfg = self.test_cfg, None
+        try:
+            inputs = [super(PadSegDataPreProcessor, self).forward(dict(inputs=[img]))['inputs'][0]
+                      for img in inputs]
+        finally:
+            self.test_cfg = test_cfg
+        size = (test_cfg or {}).get('size')
+        divisor = None if size else (test_cfg or {}).get('size_divisor', self.size_divisor)
         inputs, padding = stack_batch(inputs, size=size, size_divisor=divisor,
                                       pad_val=self.pad_val, seg_pad_val=self.seg_pad_val)
-        if data_samples is not None:
-            for sample, pad_info in zip(data_samples, padding):
-                sample.set_metainfo(pad_info)
+        data_samples = self.cast_data(data.get('data_samples'))
+        for sample, pad_info in zip(data_samples or (), padding):
+            sample.set_metainfo(pad_info)
         return dict(inputs=inputs, data_samples=data_samples)

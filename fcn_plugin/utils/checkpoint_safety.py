@@ -1,20 +1,21 @@
-"""Load mmengine checkpoints with ``torch.load(weights_only=True)``, torch's default since 2.6.
+"""Load checkpoints with ``torch.load(weights_only=True)``, torch's default since 2.6, and say
+clearly why a file was refused.
 
 A checkpoint written by mmengine 0.10.7's runner holds, besides tensors and plain containers,
 the message hub's ``HistoryBuffer`` objects (logged scalars, as numpy arrays) and numpy scalars
 in its meta data. The weights-only unpickler refuses any class it was not told about, so resume,
 test and ``mmseg.apis.init_model`` fail on such checkpoints. Instead of turning weights-only off
-(which lets a crafted checkpoint run arbitrary code), we allowlist exactly those classes: they
-are data containers whose unpickling calls no user code.
+(which lets a crafted checkpoint run arbitrary code), :func:`register_checkpoint_safe_globals`
+(called when ``fcn_plugin`` is imported) allowlists exactly those classes: they are data
+containers whose unpickling calls no user code. It only adds to torch's allowlist; mmengine's
+loaders are left as they are, so every mmengine load (resume, test, ``load_from``,
+``init_cfg=dict(type='Pretrained')``, ``mmseg.apis.init_model``) is weights-only through
+torch's default, unless the environment sets ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``.
 
-Every checkpoint mmengine loads goes through one place, ``CheckpointLoader.load_checkpoint``
-(``runner/checkpoint.py``): resume, test, ``load_from``, ``init_cfg=dict(type='Pretrained')``
-and ``mmseg.apis.init_model`` all call ``_load_checkpoint`` -> ``CheckpointLoader``, which picks
-a loader by the path's prefix. mmengine 0.10.7's loaders call ``torch.load(filename,
-map_location=...)`` without ``weights_only``, i.e. they rely on torch's default, which the
-environment variable ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns off. The least invasive
-robust fix is therefore at that registry, not a patch of ``torch.load`` or of the runner:
-:func:`install_safe_checkpoint_loaders` re-registers (``force=True``)
+The tools (``tools/train.py``, ``test.py``, ``infer.py``) also call
+:func:`install_safe_checkpoint_loaders`, which re-registers mmengine's checkpoint loaders
+(``CheckpointLoader``, the one place every mmengine load goes through) so that they are
+weights-only even under that variable:
 
 - the local-file loader (prefix ``''``) as :func:`load_from_local`, which passes
   ``weights_only=True`` explicitly (an explicit ``True`` cannot be overridden by that variable);
@@ -24,8 +25,8 @@ robust fix is therefore at that registry, not a patch of ``torch.load`` or of th
 and both turn torch's long unpickling error into :class:`UnsafeCheckpointError` naming the file
 and the refused global, and a truncated file into :class:`CorruptCheckpointError`. Nothing is
 unpickled before the refusal: the weights-only unpickler rejects the global when it reads the
-``GLOBAL`` opcode, before any call. Our converters use :func:`fcn_plugin.utils.io.load_weights_only`
-(explicit ``weights_only=True`` as well).
+``GLOBAL`` opcode, before any call. The converters (``tools/model_converters``) load with
+:func:`load_weights_only` (also ``fcn_plugin.utils.io.load_weights_only``).
 """
 import contextlib
 import os
@@ -79,11 +80,9 @@ def checkpoint_safe_globals() -> list:
 
 
 def register_checkpoint_safe_globals() -> None:
-    """Allowlist :func:`checkpoint_safe_globals` and route mmengine's loads through
-    :func:`install_safe_checkpoint_loaders` (idempotent; called when ``fcn_plugin`` is imported).
-    """
+    """Add :func:`checkpoint_safe_globals` to torch's weights-only allowlist (idempotent; called
+    when ``fcn_plugin`` is imported). Registries and mmengine's loaders are left untouched."""
     torch.serialization.add_safe_globals(checkpoint_safe_globals())
-    install_safe_checkpoint_loaders()
 
 
 def _refused_global(message: str) -> str:
@@ -92,12 +91,12 @@ def _refused_global(message: str) -> str:
     return match.group(1) if match else 'a non-allowlisted object'
 
 
-def _translate(filename: str, error: BaseException) -> BaseException:
+def _translate(filename: str, error: BaseException, what: str = 'checkpoint') -> BaseException:
     """A short, actionable error for a failed weights-only load of ``filename``."""
     message = str(error)
     if isinstance(error, pickle.UnpicklingError) and 'Weights only load failed' in message:
         return UnsafeCheckpointError(
-            f'Refused to load checkpoint {filename}: unpickling it would call '
+            f'Refused to load {what} {filename}: unpickling it would call '
             f'{_refused_global(message)}, which is not on the weights-only allowlist, so the '
             'file could run arbitrary code (nothing was executed). Only load checkpoints from '
             'sources you trust; a checkpoint that holds only tensors and plain data loads as is. '
@@ -109,20 +108,37 @@ def _translate(filename: str, error: BaseException) -> BaseException:
                       message)):
         first = message.strip().split('. ')[0] if message.strip() else type(error).__name__
         return CorruptCheckpointError(
-            f'Checkpoint {filename} is truncated or not a PyTorch checkpoint ({first}). If it '
-            'was being written when a run was killed, resume from an earlier checkpoint.')
+            f'{what[:1].upper()}{what[1:]} {filename} is truncated or not a PyTorch checkpoint '
+            f'({first}). If it was being written when a run was killed, resume from an earlier '
+            'checkpoint.')
     return error
 
 
-def safe_torch_load(filename: str, map_location=None):
-    """``torch.load(filename, weights_only=True)`` with clear errors naming the file."""
+@contextlib.contextmanager
+def _named_errors(filename: str, what: str = 'checkpoint'):
+    """Raise :func:`_translate`'s error instead of torch's for a failed load in the block."""
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        yield
     except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
-        translated = _translate(filename, error)
+        translated = _translate(filename, error, what)
         if translated is error:
             raise
         raise translated from error
+
+
+def load_weights_only(filename: str, what: str = 'checkpoint', map_location='cpu'):
+    """``torch.load(filename, weights_only=True)``; a missing, unsafe or truncated file raises
+    ``FileNotFoundError``, :class:`UnsafeCheckpointError` or :class:`CorruptCheckpointError`
+    naming it (``what`` says what the file is, e.g. ``'VGG checkpoint'``).
+
+    The one weights-only load of the package: mmengine's local loader
+    (:func:`load_from_local`) and the converters use it.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{what[:1].upper()}{what[1:]} {filename} can not be found.')
+    with _named_errors(filename, what):
+        return torch.load(filename, map_location=map_location, weights_only=True)
 
 
 def load_from_local(filename: str, map_location=None):
@@ -130,10 +146,7 @@ def load_from_local(filename: str, map_location=None):
 
     The name is mmengine's (its log line prints ``__name__[10:]``, "local").
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'Checkpoint {filename} can not be found.')
-    return safe_torch_load(filename, map_location=map_location)
+    return load_weights_only(filename, map_location=map_location)
 
 
 @contextlib.contextmanager
@@ -155,14 +168,8 @@ def _weights_only_forced():
 
 def _safe_scheme(loader: Callable) -> Callable:
     def safe_loader(filename, map_location=None, *args, **kwargs):
-        try:
-            with _weights_only_forced():
-                return loader(filename, map_location, *args, **kwargs)
-        except (pickle.UnpicklingError, EOFError, RuntimeError) as error:
-            translated = _translate(filename, error)
-            if translated is error:
-                raise
-            raise translated from error
+        with _named_errors(filename), _weights_only_forced():
+            return loader(filename, map_location, *args, **kwargs)
 
     safe_loader.__name__ = loader.__name__  # mmengine logs __name__[10:] as the backend
     safe_loader.__doc__ = loader.__doc__

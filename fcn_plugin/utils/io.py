@@ -8,6 +8,8 @@ from typing import Iterator
 
 import torch
 
+from .checkpoint_safety import load_weights_only  # noqa: F401  (the converters' loader)
+
 
 @contextlib.contextmanager
 def atomic_write(path: str) -> Iterator[str]:
@@ -28,6 +30,7 @@ def atomic_write(path: str) -> Iterator[str]:
                                suffix=osp.splitext(name)[1])
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -38,6 +41,12 @@ def atomic_write(path: str) -> Iterator[str]:
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -51,20 +60,3 @@ def atomic_torch_save(obj, path: str) -> None:
     """``torch.save(obj, path)`` through :func:`atomic_write`."""
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
-
-
-def load_weights_only(path: str, what: str = 'checkpoint'):
-    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file.
-
-    A file whose unpickling would call anything outside torch's allowlist (plus the mmengine
-    classes registered by :mod:`fcn_plugin.utils.checkpoint_safety`) is refused, never executed.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise RuntimeError(
-            f'cannot load {what} {path}: {type(error).__name__}: {str(error).splitlines()[0]}. '
-            'It is truncated, not a PyTorch checkpoint, or needs code to unpickle (refused: '
-            'only tensors and plain data are loaded).') from error

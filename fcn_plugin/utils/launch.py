@@ -13,10 +13,26 @@ mmengine 0.10.7 assumes GPUs once a job is distributed:
 machine without CUDA initialises the process group itself (``Runner.setup_env`` only calls
 ``init_dist`` when ``torch.distributed`` is not initialised yet) and wraps the model without
 ``device_ids``. With CUDA, mmengine's own launchers run as usual, with ``nccl``.
+
+It also makes a distributed job end when one of its processes cannot go on:
+
+* collectives time out after ``env_cfg.dist_cfg.timeout`` seconds (:data:`DEFAULT_TIMEOUT_S`
+  when the config sets none, instead of torch's 30 minutes), so a frozen rank makes the others
+  fail instead of waiting;
+* with ``nccl``, asynchronous error handling is on (``TORCH_NCCL_ASYNC_ERROR_HANDLING=1``, what
+  torchrun sets; an explicit value in the environment is kept): a timed-out collective ends the
+  process instead of only being reported;
+* under torchrun, each worker asks the kernel for SIGTERM when its launcher dies
+  (:func:`exit_with_launcher`): torchrun starts workers in their own sessions, so a killed
+  launcher would otherwise leave them training on as orphans.
 """
+import ctypes
 import datetime
+import logging
 import os
+import signal
 import subprocess
+import sys
 from typing import Optional
 
 import torch
@@ -27,6 +43,9 @@ from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+# seconds a collective may wait for the other ranks (torch's default is 1800)
+DEFAULT_TIMEOUT_S = 600
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def default_backend(cuda_available: Optional[bool] = None) -> str:
@@ -99,6 +118,43 @@ def init_cpu_process_group(launcher: str, backend: str = 'gloo', timeout=None) -
         **kwargs)
 
 
+def check_timeout(timeout) -> float:
+    """``env_cfg.dist_cfg.timeout`` (seconds) validated: a positive number."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError('env_cfg.dist_cfg.timeout must be a positive number of seconds '
+                         f'(e.g. --cfg-options env_cfg.dist_cfg.timeout=600), got {timeout!r}')
+    return timeout
+
+
+def exit_with_launcher(sig: int = signal.SIGTERM) -> bool:
+    """Have the kernel send ``sig`` to this process when its parent (the torchrun agent) dies.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); returns whether it is armed. If the parent died
+    before the call (the process already belongs to init), ``sig`` is sent at once; a
+    subreaper adopting it instead goes unnoticed (a window of a few seconds at start-up).
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() == 1:
+        os.kill(os.getpid(), sig)
+    return True
+
+
+def _nccl_error_handling() -> None:
+    """Turn on NCCL's asynchronous error handling unless the environment chose a mode."""
+    mode = os.environ.setdefault('TORCH_NCCL_ASYNC_ERROR_HANDLING', '1')
+    if mode == '0':
+        print_log('TORCH_NCCL_ASYNC_ERROR_HANDLING=0: a timed-out NCCL collective will not end '
+                  'the process; unset it to let a stuck job fail.', logger='current',
+                  level=logging.WARNING)
+
+
 def _cpu_model_wrapper_cfg(cfg: Config) -> dict:
     """DDP wrapper config without ``device_ids`` (PyTorch refuses them for CPU modules)."""
     wrapper = cfg.get('model_wrapper_cfg', None)
@@ -118,7 +174,8 @@ def _cpu_model_wrapper_cfg(cfg: Config) -> dict:
 
 
 def prepare_distributed(cfg: Config, launcher: str) -> Config:
-    """Set ``cfg.launcher`` and make the job start on whatever devices this machine has.
+    """Set ``cfg.launcher``, make the job start on whatever devices this machine has, and
+    make it end when a rank cannot go on (timeout, NCCL error handling, launcher death).
 
     Call before ``Runner.from_cfg(cfg)``. Returns ``cfg`` (modified in place).
     """
@@ -136,9 +193,15 @@ def prepare_distributed(cfg: Config, launcher: str) -> Config:
         print_log(f'No CUDA on this machine: torch.distributed backend {requested!r} from '
                   f'env_cfg.dist_cfg replaced by {backend!r}.', logger='current')
     dist_cfg['backend'] = backend
+    timeout = dist_cfg.get('timeout')  # None: not set
+    dist_cfg['timeout'] = check_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
     env_cfg = dict(env_cfg)
     env_cfg['dist_cfg'] = dist_cfg
     cfg.env_cfg = env_cfg
+    if launcher == 'pytorch' and 'TORCHELASTIC_RUN_ID' in os.environ:
+        exit_with_launcher()  # started by torchrun: end with it
+    if backend == 'nccl':
+        _nccl_error_handling()
     if not cuda:
         if launcher == 'mpi':
             raise RuntimeError('--launcher mpi needs CUDA in mmengine 0.10.7; on CPU use '

@@ -7,19 +7,20 @@
 #   which equals the gradient of the mean over the whole batch (a summed loss would be halved);
 # - no shuffling, so rank r's k-th sample is the 1-process run's k-th batch's r-th sample.
 # The project's runtime (its hooks must work in distributed runs too).
+# The toy data's loaders (configs/_base_/datasets/toy_voc.py: VOC layout, same folders and
+# split files) with mmseg's PascalVOCDataset (21 classes, as the head), no data checks, batch 2.
 _base_ = [
     '../../configs/_base_/models/fcn8s_vgg16.py',
+    '../../configs/_base_/datasets/toy_voc.py',
     '../../configs/_base_/fcn_runtime.py',
 ]
 model = dict(
     backbone=dict(base_channels=4, fc_channels=16, dropout_ratio=0.0),
-    decode_head=dict(
-        in_channels=(16, 32, 16),
-        loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0, reduction='mean')))
+    decode_head=dict(in_channels=(16, 32, 16), loss_decode=dict(reduction='mean')))
 
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/tinyvoc'
+derived_data_root = data_root
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -28,26 +29,12 @@ train_pipeline = [
 test_pipeline = train_pipeline
 train_dataloader = dict(
     batch_size=2,
-    num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/train.txt',
-        pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/val.txt',
-        pipeline=test_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+val_evaluator = dict(_delete_=True, type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
 optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -58,9 +45,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=1, log_metric_by_epoch=False),
+    logger=dict(type='RankZeroLoggerHook', interval=1, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4),
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=4),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-randomness = dict(seed=0)

@@ -1,4 +1,4 @@
-"""The reference configs say what the FCN recipe says (FCN_REFERENCE.md section 3)."""
+"""The reference configs say what the FCN recipe says (docs/fcn_reference.md section 3)."""
 import glob
 import os.path as osp
 
@@ -19,7 +19,7 @@ STAGES = {
 }
 EXTRA = ['fcn8s-atonce_vgg16-tvweights_voc.py', 'fcn8s-atonce_vgg16_voc12aug.py']
 PLAIN_PIPELINE = ['LoadImageFromFile', 'LoadAnnotations', 'PackSegInputs']
-# checks that change nothing (fcn_plugin.datasets.validation)
+# checks that change nothing (fcn_plugin.datasets.transforms)
 CHECKS = {'CheckSegFiles', 'CheckSegSample'}
 
 
@@ -119,7 +119,20 @@ def test_optimizer_groups_follow_the_recipe():
         else:
             assert group['lr'] == pytest.approx(lr) and group['weight_decay'] == 5e-4, name
     assert not any('upsample' in n for n in names)  # fixed bilinear kernels are buffers
-    assert all(isinstance(b, torch.Tensor) for _, b in model.named_buffers())
+    # ... the head's three upsamplings (2x, 2x, 8x), class-diagonal bilinear, never trained
+    from fcn_plugin.models.layers.bilinear_upsample import class_diagonal_bilinear_weight
+    head = model.decode_head
+    ups = {n: b for n, b in model.named_buffers() if 'upsample' in n}
+    assert sorted(ups) == ['decode_head.fusions.0.upsample.weight',
+                           'decode_head.fusions.1.upsample.weight', 'decode_head.upsample.weight']
+    c = model_cfg.decode_head.num_classes
+    for name, module in (('decode_head.upsample.weight', head.upsample),
+                         ('decode_head.fusions.0.upsample.weight', head.fusions[0].upsample),
+                         ('decode_head.fusions.1.upsample.weight', head.fusions[1].upsample)):
+        weight = ups[name]
+        assert weight is module.weight and not weight.requires_grad, name
+        assert torch.equal(weight, class_diagonal_bilinear_weight(c, module.kernel_size)), name
+        assert id(weight) not in by_param, name
 
 
 def test_toy_config():

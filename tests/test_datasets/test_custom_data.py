@@ -4,7 +4,6 @@ num_classes / data_root / max_iters reach what they name, and a binary toy datas
 from 0/255 masks, on which the binary config learns the foreground."""
 import os
 import os.path as osp
-import sys
 import uuid
 
 import numpy as np
@@ -13,26 +12,29 @@ from mmengine.config import Config
 from PIL import Image
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.datasets.validation import (BadDatasetError, BadSampleError, CheckSegSample,
-                                            analyze_labels)
+from fcn_plugin.datasets.label_checks import BadDatasetError, analyze_labels
+from fcn_plugin.datasets.transforms import BadSampleError, CheckSegSample
 from fcn_plugin.engine import ConfigError, DataCheckHook, FCNRunner, data_check_hook
 from fcn_plugin.utils.config_vars import load_config, resolve_config_vars
 from mmseg.registry import DATASETS, RUNNERS
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from test_datasets import _load_tool  # noqa: E402
-from test_robustness_common import (ROOT, build_runner, dataset_cfg, make_voc,  # noqa: E402,F401
-                                    one_thread, tiny_cfg)
-from test_robustness_data import check_dataset, seg, write_config  # noqa: E402
-
-toy = _load_tool('make_toy_voc')
-m2l = _load_tool('masks2labels')
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(ROOT, 'configs')
 CONVERTER = 'tools/dataset_converters/masks2labels.py'
 
 
+@pytest.fixture(scope='module')
+def toy(load_tool):
+    return load_tool('dataset_converters/make_toy_voc')
+
+
 def config(name):
     return osp.join(CONFIGS, name)
+
+
+def seg(root, name):
+    """The label PNG of sample ``name`` in a ``make_voc`` folder."""
+    return osp.join(str(root), 'SegmentationClass', name + '.png')
 
 
 def write_01_255_masks(root, names):
@@ -69,7 +71,8 @@ def test_analyze_labels_finds_the_trap_and_its_relatives():
     assert 'val split (., 1 label files checked of 10)' in missing[0].message
 
 
-def test_check_dataset_catches_0_255_masks_and_all_void_splits(tmp_path):
+def test_check_dataset_catches_0_255_masks_and_all_void_splits(tmp_path, make_voc, check_dataset,
+                                                               write_config):
     root = tmp_path / 'voc'
     ids = make_voc(root, n_train=4, n_val=2)
     write_01_255_masks(root, ids['train'])
@@ -87,13 +90,14 @@ def test_check_dataset_catches_0_255_masks_and_all_void_splits(tmp_path):
 
 # ----------------------------------------------------------------- the check at training start
 @pytest.fixture
-def voc(tmp_path):
+def voc(tmp_path, make_voc):
     ids = make_voc(tmp_path / 'voc', n_train=4, n_val=2)
     return tmp_path / 'voc', ids
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_training_stops_before_the_first_iteration_on_0_255_masks(voc, tmp_path):
+def test_training_stops_before_the_first_iteration_on_0_255_masks(voc, tmp_path, tiny_cfg,
+                                                                  build_runner):
     root, ids = voc
     write_01_255_masks(root, ids['train'])
     runner = build_runner(tiny_cfg(root, tmp_path / 'work', max_iters=4))
@@ -108,7 +112,7 @@ def test_training_stops_before_the_first_iteration_on_0_255_masks(voc, tmp_path)
 
 @pytest.mark.usefixtures('one_thread')
 def test_training_stops_on_an_all_void_val_split_and_warns_of_classes_without_pixels(
-        voc, tmp_path, monkeypatch):
+        voc, tmp_path, monkeypatch, tiny_cfg, build_runner):
     root, ids = voc
     logged = []
     monkeypatch.setattr(data_check_hook, 'print_log', lambda msg, **kw: logged.append(msg))
@@ -124,7 +128,7 @@ def test_training_stops_on_an_all_void_val_split_and_warns_of_classes_without_pi
     assert runner.iter == 0
 
 
-def test_bad_values_stop_the_run_unless_bad_samples_are_skipped(voc):
+def test_bad_values_stop_the_run_unless_bad_samples_are_skipped(voc, dataset_cfg):
     root, ids = voc
     label = np.array(Image.open(seg(root, ids['train'][1])))
     label[0, 0] = 77
@@ -141,8 +145,8 @@ def test_bad_values_stop_the_run_unless_bad_samples_are_skipped(voc):
 
 # ------------------------------------------------------------------ the shipped configs' checks
 def _pipelines(cfg):
-    from fcn_plugin.utils.config_vars import _datasets
-    return [(key, ds) for key, ds in _datasets(cfg)]
+    from fcn_plugin.utils.config_fields import config_datasets
+    return [(key, ds) for key, ds in config_datasets(cfg)]
 
 
 @pytest.mark.parametrize('name', sorted(n for n in os.listdir(CONFIGS) if n.endswith('.py')))
@@ -162,7 +166,7 @@ def test_every_config_runs_the_per_sample_checks(name):
     assert 'CheckSegSample' in test_pipeline
 
 
-def test_tiny_config_rejects_a_bad_label_value_naming_the_file(tmp_path):
+def test_tiny_config_rejects_a_bad_label_value_naming_the_file(tmp_path, toy):
     out = str(tmp_path / 'toy')
     toy.main(['--out-dir', out, '--num-train', '3', '--num-val', '2'])
     path = osp.join(out, 'SegmentationClass', 'toy_0001.png')
@@ -223,7 +227,7 @@ def test_child_config_changing_one_value_two_ways_names_both_keys(tmp_path):
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_runners_resolve_or_refuse_an_unresolved_child(tmp_path):
+def test_runners_resolve_or_refuse_an_unresolved_child(tmp_path, toy):
     out = str(tmp_path / 'toy')
     toy.main(['--out-dir', out, '--num-train', '2', '--num-val', '1'])
     loaders = ''.join(f'{k}_dataloader = dict(dataset=dict(data_root={out!r}))\n'
@@ -292,11 +296,12 @@ def test_custom_dataset_names_folders_and_suffixes(tmp_path):
 
 # ------------------------------------------------------------ binary: 0/255 masks to a model
 @pytest.mark.usefixtures('one_thread')
-def test_binary_toy_from_0_255_masks_learns_the_foreground(tmp_path, capsys):
+def test_binary_toy_from_0_255_masks_learns_the_foreground(tmp_path, capsys, toy, load_tool):
     data = str(tmp_path / 'toy_binary')
     toy.main(['--binary', '--out-dir', data, '--num-train', '48', '--num-val', '12'])
     mask = np.array(Image.open(osp.join(data, 'masks', 'val', 'toy_0048.png')))
     assert set(np.unique(mask)) == {0, 255}
+    m2l = load_tool('dataset_converters/masks2labels')
     assert m2l.main([osp.join(data, 'masks'), osp.join(data, 'labels'), '--quiet']) == 0
     assert 'num_classes = 2' in capsys.readouterr().out
     cfg = load_config(config('fcn8s_vgg16-tiny_toybinary.py'), dict(

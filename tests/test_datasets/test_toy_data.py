@@ -1,6 +1,5 @@
 """The toy VOC dataset of the demo: deterministic, VOC layout, varied, readable by the config."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 
@@ -10,10 +9,11 @@ from mmengine.config import Config
 from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location(
-    '_tool_make_toy_voc', osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_voc.py'))
-toy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(toy)
+
+
+@pytest.fixture(scope='module')
+def toy(load_tool):
+    return load_tool('dataset_converters/make_toy_voc')
 
 
 def _digest(folder):
@@ -26,13 +26,13 @@ def _digest(folder):
 
 
 @pytest.fixture(scope='module')
-def toy_dir(tmp_path_factory):
+def toy_dir(tmp_path_factory, toy):
     out = str(tmp_path_factory.mktemp('toy'))
     toy.main(['--out-dir', out, '--num-train', '24', '--num-val', '8'])
     return out
 
 
-def test_layout_and_determinism(toy_dir, tmp_path):
+def test_layout_and_determinism(toy_dir, tmp_path, toy):
     splits = osp.join(toy_dir, 'ImageSets', 'Segmentation')
     train = open(osp.join(splits, 'train.txt')).read().split()
     val = open(osp.join(splits, 'val.txt')).read().split()
@@ -47,7 +47,7 @@ def test_layout_and_determinism(toy_dir, tmp_path):
     assert _digest(again) == _digest(toy_dir)
 
 
-def test_labels_are_varied_voc_palette_pngs(toy_dir):
+def test_labels_are_varied_voc_palette_pngs(toy_dir, toy):
     names = open(osp.join(toy_dir, 'ImageSets', 'Segmentation', 'train.txt')).read().split()
     sizes, seen, objects_per_image = set(), set(), []
     for name in names:
@@ -69,7 +69,7 @@ def test_labels_are_varied_voc_palette_pngs(toy_dir):
     assert max(objects_per_image) >= 3 and min(objects_per_image) >= 1
 
 
-def test_classes_match_dataset_and_config(toy_dir):
+def test_classes_match_dataset_and_config(toy_dir, toy):
     from fcn_plugin.datasets import ToyVOCDataset
     assert ToyVOCDataset.METAINFO['classes'] == toy.TOY_CLASSES
     palette = toy.voc_palette()[:len(toy.TOY_CLASSES)].tolist()
@@ -95,7 +95,7 @@ def test_missing_toy_data_names_the_command(tmp_path):
         DATASETS.build(dataset)
 
 
-def test_voc_sized_set_in_the_recipe_layout_reads_with_the_voc_config(tmp_path):
+def test_voc_sized_set_in_the_recipe_layout_reads_with_the_voc_config(tmp_path, toy):
     """--size 37 50 --sbd-layout: every image that size, train labels in SegmentationClassSBD and
     the splits the *_vgg16_voc.py configs read (how the README times tools/train.py)."""
     from mmengine.registry import init_default_scope
@@ -105,8 +105,7 @@ def test_voc_sized_set_in_the_recipe_layout_reads_with_the_voc_config(tmp_path):
     out = tmp_path / 'synth'
     toy.make_toy_voc(str(out), num_train=3, num_val=2, size=(37, 50), sbd_layout=True)
     init_default_scope('mmseg')
-    cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-                               'fcn8s_vgg16_voc.py'))
+    cfg = load_config(osp.join(ROOT, 'configs', 'fcn8s_vgg16_voc.py'))
     for loader, count in (('train_dataloader', 3), ('val_dataloader', 2)):
         dataset_cfg = cfg[loader].dataset
         dataset_cfg.data_root = str(out)

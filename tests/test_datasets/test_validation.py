@@ -2,21 +2,16 @@
 ``tools/check_dataset.py`` lists every bad file."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.datasets import validation
-from fcn_plugin.datasets.validation import BadSampleError
+from fcn_plugin.datasets import validated_dataset
+from fcn_plugin.datasets.transforms import BadSampleError
+from fcn_plugin.utils.label_png import save_label_png
 from mmseg.registry import DATASETS
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from test_robustness_common import (ROOT, build_runner, dataset_cfg, make_voc,  # noqa: E402,F401
-                                    one_thread, tiny_cfg, write_label)
 
 
 def img(root, name):
@@ -36,12 +31,12 @@ def truncate(path, keep=0.6):
 def label_values(root, name, value=30):
     label = np.array(Image.open(seg(root, name)))
     label[0, 0] = value
-    write_label(seg(root, name), label)
+    save_label_png(label, seg(root, name))
 
 
 def resize_label(root, name):
     label = np.array(Image.open(seg(root, name)))
-    write_label(seg(root, name), label[:-3])
+    save_label_png(label[:-3], seg(root, name))
 
 
 def rgb_label(root, name):
@@ -74,13 +69,13 @@ BAD = {
 
 
 @pytest.fixture
-def voc(tmp_path):
+def voc(tmp_path, make_voc):
     ids = make_voc(tmp_path / 'voc', n_train=4, n_val=2)
     return tmp_path / 'voc', ids['train']
 
 
 @pytest.mark.parametrize('kind', sorted(BAD))
-def test_bad_sample_is_one_clear_error(voc, kind):
+def test_bad_sample_is_one_clear_error(voc, kind, dataset_cfg):
     root, names = voc
     corrupt, named, problem = BAD[kind]
     corrupt(root, names[2])
@@ -93,7 +88,7 @@ def test_bad_sample_is_one_clear_error(voc, kind):
     assert problem in str(info.value)
 
 
-def test_split_file_listing_a_missing_file_fails_at_build(voc):
+def test_split_file_listing_a_missing_file_fails_at_build(voc, dataset_cfg):
     root, names = voc
     os.remove(img(root, names[1]))
     os.remove(seg(root, names[3]))
@@ -105,7 +100,7 @@ def test_split_file_listing_a_missing_file_fails_at_build(voc):
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_training_stops_at_the_bad_sample(voc, tmp_path):
+def test_training_stops_at_the_bad_sample(voc, tmp_path, tiny_cfg, build_runner):
     root, names = voc
     truncate(img(root, names[1]))
     for workers in (0, 1):  # in the main process, and re-raised from a loader worker
@@ -122,12 +117,12 @@ def test_training_stops_at_the_bad_sample(voc, tmp_path):
 @pytest.fixture
 def warnings_logged(monkeypatch):
     messages = []
-    monkeypatch.setattr(validation, 'print_log',
+    monkeypatch.setattr(validated_dataset, 'print_log',
                         lambda msg, logger=None, level=None: messages.append(msg))
     return messages
 
 
-def test_skip_mode_warns_and_counts(tmp_path, warnings_logged):
+def test_skip_mode_warns_and_counts(tmp_path, warnings_logged, make_voc, dataset_cfg):
     root = tmp_path / 'voc'
     names = make_voc(root, n_train=6, n_val=1)['train']
     os.remove(seg(root, names[0]))
@@ -150,7 +145,7 @@ def test_skip_mode_warns_and_counts(tmp_path, warnings_logged):
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_skip_mode_trains_to_the_end(voc, tmp_path, warnings_logged):
+def test_skip_mode_trains_to_the_end(voc, tmp_path, warnings_logged, tiny_cfg, build_runner):
     root, names = voc
     truncate(img(root, names[0]))
     cfg = tiny_cfg(root, tmp_path / 'work', max_iters=5, val_interval=100,
@@ -162,7 +157,7 @@ def test_skip_mode_trains_to_the_end(voc, tmp_path, warnings_logged):
     assert any(img(root, names[0]) in m for m in warnings_logged)
 
 
-def test_full_precheck_fails_before_training(voc):
+def test_full_precheck_fails_before_training(voc, dataset_cfg):
     root, names = voc
     truncate(img(root, names[0]))
     label_values(root, names[3])
@@ -172,7 +167,7 @@ def test_full_precheck_fails_before_training(voc):
     assert 'and 1 more bad samples' in str(info.value)
 
 
-def test_skip_in_test_mode_drops_instead_of_substituting(voc, warnings_logged):
+def test_skip_in_test_mode_drops_instead_of_substituting(voc, warnings_logged, dataset_cfg):
     root, _ = voc
     names = ['2008_000000', '2008_000001']
     label_values(root, names[0])
@@ -183,25 +178,7 @@ def test_skip_in_test_mode_drops_instead_of_substituting(voc, warnings_logged):
     assert dataset[0]['data_samples'].img_path == img(root, names[1])
 
 
-def check_dataset(config, *args):
-    return subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'check_dataset.py'), str(config), *args],
-        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'))
-
-
-def write_config(path, root, val_type='PascalVOCDataset'):
-    val = dataset_cfg(root, 'val', wrap=False)
-    val['type'] = val_type
-    path.write_text(
-        "custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)\n"
-        "default_scope = 'mmseg'\n"
-        f'train_dataloader = dict(dataset={dataset_cfg(root, "train")!r})\n'
-        f'val_dataloader = dict(dataset={val!r})\n'
-        'test_dataloader = val_dataloader\n')
-    return path
-
-
-def test_check_dataset_lists_every_bad_file(tmp_path):
+def test_check_dataset_lists_every_bad_file(tmp_path, make_voc, check_dataset, write_config):
     root = tmp_path / 'voc'
     ids = make_voc(root, n_train=8, n_val=4)
     train, val = ids['train'], ids['val']

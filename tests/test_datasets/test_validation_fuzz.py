@@ -4,7 +4,6 @@ ValidatedDataset, and with the checks in the pipeline (the default configs) a Ba
 the loader's own error naming the file."""
 import os.path as osp
 import shutil
-import sys
 import tempfile
 
 import pytest
@@ -12,11 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.datasets.validation import BadSampleError, ValidatedDataset
+from fcn_plugin.datasets.transforms import BadSampleError
+from fcn_plugin.datasets.validated_dataset import ValidatedDataset
 from mmseg.registry import DATASETS
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from test_robustness_common import dataset_cfg, make_voc  # noqa: E402
 
 JPEG = b'\xff\xd8\xff'
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -32,7 +29,7 @@ PLAIN_PIPELINE = [  # the train_pipeline of configs/_base_/datasets/sbd_seg11val
 
 
 @pytest.fixture(scope='module', params=['ValidatedDataset', 'checks in the pipeline'])
-def sample(request):
+def sample(request, make_voc, dataset_cfg):
     """A one-sample VOC dataset; the examples overwrite its image or its label."""
     root = tempfile.mkdtemp(prefix='fcn_fuzz_')
     name = make_voc(root, n_train=1, n_val=1)['train'][0]

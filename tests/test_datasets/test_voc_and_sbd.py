@@ -1,8 +1,6 @@
 """SBD / seg11valid preparation and the VOC dataset, on data fabricated in the real layouts."""
-import importlib.util
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -11,22 +9,15 @@ import scipy.sparse
 from mmengine.config import Config
 from PIL import Image
 
+from fcn_plugin.utils.label_png import save_label_png
 from mmseg.registry import DATASETS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def _load_tool(name):
-    path = osp.join(ROOT, 'tools', 'dataset_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # picklable for the converter's worker processes
-    spec.loader.exec_module(module)
-    return module
-
-
-sbd = _load_tool('sbd')
-toy = _load_tool('make_toy_voc')
+@pytest.fixture(scope='module')
+def sbd(load_tool):
+    return load_tool('dataset_converters/sbd')
 
 
 def write_sbd_mat(path, seg):
@@ -76,13 +67,13 @@ def fake_data(tmp_path):
         write_jpg(voc / 'JPEGImages' / f'{name}.jpg', 6, 8, 100 + i)
         label = rng.integers(0, 21, (6, 8)).astype(np.uint8)
         label[0] = 255
-        toy.save_label_png(label, str(voc / 'SegmentationClass' / f'{name}.png'))
+        save_label_png(label, str(voc / 'SegmentationClass' / f'{name}.png'))
     (voc11 / 'val.txt').write_text('\n'.join(voc11_val) + '\n')
     return dict(sbd=str(sbd_dir), voc=str(voc), train=train, val=val, segs=segs,
                 seg11valid=['2008_000007', '2010_000008', '2008_000005'])
 
 
-def test_convert_sbd_and_seg11valid(fake_data, capsys):
+def test_convert_sbd_and_seg11valid(fake_data, capsys, sbd):
     assert sbd.main([fake_data['sbd'], fake_data['voc']]) == 0
     voc = fake_data['voc']
     splits = osp.join(voc, 'ImageSets', 'Segmentation')
@@ -99,7 +90,7 @@ def test_convert_sbd_and_seg11valid(fake_data, capsys):
     assert '6 label PNGs written' in capsys.readouterr().out
 
 
-def test_convert_twice_is_safe(fake_data, capsys):
+def test_convert_twice_is_safe(fake_data, capsys, sbd):
     assert sbd.main([fake_data['sbd'], fake_data['voc']]) == 0
     label = osp.join(fake_data['voc'], 'SegmentationClassSBD', '2008_000001.png')
     before = open(label, 'rb').read()
@@ -111,7 +102,7 @@ def test_convert_twice_is_safe(fake_data, capsys):
     assert leftovers == []
 
 
-def test_missing_data_gives_one_clear_error(fake_data, tmp_path, capsys):
+def test_missing_data_gives_one_clear_error(fake_data, tmp_path, capsys, sbd):
     os.rename(osp.join(fake_data['sbd'], 'cls'), osp.join(fake_data['sbd'], 'cls_moved'))
     assert sbd.main([fake_data['sbd'], fake_data['voc']]) == 1
     err = capsys.readouterr().err
@@ -125,7 +116,7 @@ def test_missing_data_gives_one_clear_error(fake_data, tmp_path, capsys):
     assert missing_list in capsys.readouterr().err
 
 
-def test_bad_mat_file(tmp_path):
+def test_bad_mat_file(tmp_path, sbd):
     scipy.io.savemat(tmp_path / 'x.mat', dict(GTinst=dict(Segmentation=np.zeros((2, 2)))))
     with pytest.raises(sbd.DataError, match='GTcls'):
         sbd.load_sbd_label(str(tmp_path / 'x.mat'))
@@ -138,7 +129,7 @@ def _reference_dataset_cfg(voc_root, which):
     return dataset
 
 
-def test_reference_dataset_reads_converted_data(fake_data):
+def test_reference_dataset_reads_converted_data(fake_data, sbd):
     import fcn_plugin  # noqa: F401  (registers FCNVOCDataset)
     sbd.main([fake_data['sbd'], fake_data['voc']])
     train = DATASETS.build(_reference_dataset_cfg(fake_data['voc'], 'train'))
@@ -153,7 +144,7 @@ def test_reference_dataset_reads_converted_data(fake_data):
     assert 255 in val[0]['data_samples'].gt_sem_seg.data  # void kept for the metric to drop
 
 
-def test_dataset_missing_data_error(fake_data):
+def test_dataset_missing_data_error(fake_data, sbd):
     import fcn_plugin  # noqa: F401
     cfg = _reference_dataset_cfg(fake_data['voc'], 'train')  # before conversion
     with pytest.raises(FileNotFoundError) as info:

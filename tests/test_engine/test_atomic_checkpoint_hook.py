@@ -1,129 +1,111 @@
-"""Hostile and truncated checkpoints: refused on every load path, and the payload never runs."""
+"""AtomicCheckpointHook: checkpoints and last_checkpoint are complete or absent, old ones are
+deleted only after the new one is complete; every config selects it (and the other plugin
+hooks). A kill during a save: tests/test_engine/test_exact_resume.py."""
+import glob
 import os
 import os.path as osp
-import subprocess
-import sys
+import uuid
+from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+from mmengine.config import Config
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import MessageHub, MMLogger
 
-import fcn_plugin  # noqa: F401
-from fcn_plugin.utils.checkpoint_safety import (CorruptCheckpointError, UnsafeCheckpointError,
-                                                install_safe_checkpoint_loaders)
-from mmseg.registry import MODELS
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from test_robustness_common import ROOT, build_runner, make_voc, tiny_cfg  # noqa: E402
+from fcn_plugin.engine import AtomicCheckpointHook, is_complete_checkpoint
 
 
-class Payload:
-    """Unpickling this runs ``exec``, which creates the marker file."""
+def fake_runner(work_dir):
+    """What CheckpointHook uses of a runner; ``saves`` records, for each save_checkpoint call,
+    the file name written, the checkpoints on disk then and what last_checkpoint named."""
+    saves = []
 
-    def __init__(self, marker):
-        self.marker = str(marker)
+    def save_checkpoint(out_dir, filename, file_client_args=None, **kwargs):
+        last = osp.join(work_dir, 'last_checkpoint')
+        saves.append(SimpleNamespace(
+            name=filename, on_disk=checkpoints(out_dir),
+            last=open(last).read() if osp.exists(last) else None))
+        torch.save({'meta': kwargs.get('meta')}, osp.join(out_dir, filename))
 
-    def __reduce__(self):
-        return exec, (f'open({self.marker!r}, "w").close()', )
-
-
-@pytest.fixture
-def hostile(tmp_path):
-    """A checkpoint that looks like mmengine's, with code in its meta data; and its marker."""
-    marker = tmp_path / 'CODE_RAN'
-    path = tmp_path / 'hostile.pth'
-    torch.save({'meta': {'epoch': 0, 'iter': 1, 'note': Payload(marker)},
-                'state_dict': {'backbone.conv1_1.weight': torch.zeros(4, 3, 3, 3)}}, path)
-    assert not marker.exists()
-    return str(path), marker
+    name = f'atomic_{uuid.uuid4().hex[:8]}'
+    return SimpleNamespace(
+        work_dir=str(work_dir), logger=MMLogger.get_instance(name, log_level='WARNING'),
+        message_hub=MessageHub.get_instance(name), epoch=0, iter=0, max_iters=100,
+        save_checkpoint=save_checkpoint, saves=saves)
 
 
-def test_the_payload_is_real(hostile):
-    """Control: loading it without weights_only runs the code (what everything else prevents)."""
-    path, marker = hostile
-    torch.load(path, weights_only=False)
-    assert marker.exists()
+def checkpoints(folder):
+    return sorted(n for n in os.listdir(folder) if n.endswith('.pth') and not n.startswith('.'))
 
 
-def test_mmengine_load_path_refuses(hostile):
-    """resume, test, load_from, init_cfg Pretrained and init_model all end in _load_checkpoint."""
-    path, marker = hostile
-    with pytest.raises(UnsafeCheckpointError) as info:
-        _load_checkpoint(path, map_location='cpu')
-    assert path in str(info.value) and 'would call exec,' in str(info.value)
-    assert not marker.exists()
+def test_it_is_mmengines_checkpoint_hook_with_its_arguments():
+    hook = AtomicCheckpointHook(interval=3, by_epoch=False, max_keep_ckpts=2)
+    assert isinstance(hook, CheckpointHook)
+    assert (hook.interval, hook.by_epoch, hook.max_keep_ckpts) == (3, False, 2)
 
 
-def test_refused_even_if_the_environment_turns_weights_only_off(hostile, monkeypatch):
-    path, marker = hostile
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
-    with pytest.raises(UnsafeCheckpointError):
-        _load_checkpoint(path, map_location='cpu')
-
-    # a scheme whose loader calls torch.load without weights_only (as mmengine's http one)
-    def load_from_fcntest(filename, map_location=None):
-        return torch.load(filename[len('fcntest://'):], map_location=map_location)
-
-    CheckpointLoader.register_scheme('fcntest://', load_from_fcntest)
-    try:
-        install_safe_checkpoint_loaders()
-        with pytest.raises(UnsafeCheckpointError, match='fcntest://'):
-            _load_checkpoint('fcntest://' + path, map_location='cpu')
-        assert os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] == '1'  # restored afterwards
-    finally:
-        CheckpointLoader._schemes.pop('fcntest://', None)
-    assert not marker.exists()
+def test_old_checkpoint_deleted_only_after_the_new_one_and_last_checkpoint(tmp_path):
+    """max_keep_ckpts=1: while iter_4 is written (to a hidden temporary file), iter_2 is still
+    there and last_checkpoint still names it; afterwards only the complete iter_4 remains."""
+    runner = fake_runner(tmp_path)
+    hook = AtomicCheckpointHook(interval=2, by_epoch=False, max_keep_ckpts=1)
+    hook.before_train(runner)
+    for runner.iter in range(4):
+        hook.after_train_iter(runner, runner.iter)
+    first, second = runner.saves
+    assert first.name.startswith('.iter_2.pth.tmp-') and first.last is None
+    assert second.name.startswith('.iter_4.pth.tmp-')
+    assert second.on_disk == ['iter_2.pth'] and second.last == str(tmp_path / 'iter_2.pth')
+    assert checkpoints(tmp_path) == ['iter_4.pth']
+    assert is_complete_checkpoint(str(tmp_path / 'iter_4.pth'))
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_4.pth')
+    assert not glob.glob(str(tmp_path / '.*'))  # no temporary file left
 
 
-def test_init_cfg_pretrained_refuses(hostile):
-    path, marker = hostile
-    backbone = MODELS.build(dict(type='VGG', depth=11, base_channels=4, fc_channels=16,
-                                 init_cfg=dict(type='Pretrained', checkpoint=path)))
-    with pytest.raises(UnsafeCheckpointError):
-        backbone.init_weights()
-    assert not marker.exists()
+def test_previous_best_deleted_only_after_the_new_best(tmp_path):
+    runner = fake_runner(tmp_path)
+    hook = AtomicCheckpointHook(interval=100, by_epoch=False, save_best='mIoU', rule='greater')
+    hook.before_train(runner)
+    runner.iter = 2
+    hook.after_val_epoch(runner, {'mIoU': 0.5})
+    runner.iter = 4
+    hook.after_val_epoch(runner, {'mIoU': 0.4})  # not better: nothing written
+    runner.iter = 6
+    hook.after_val_epoch(runner, {'mIoU': 0.6})
+    assert [s.name.split('.tmp-')[0] for s in runner.saves] == [
+        '.best_mIoU_iter_2.pth', '.best_mIoU_iter_6.pth']
+    assert runner.saves[1].on_disk == ['best_mIoU_iter_2.pth']
+    assert checkpoints(tmp_path) == ['best_mIoU_iter_6.pth']
+    assert runner.message_hub.get_info('best_ckpt') == str(tmp_path / 'best_mIoU_iter_6.pth')
 
 
-def test_init_model_refuses(hostile, tmp_path):
-    from mmseg.apis import init_model
-    path, marker = hostile
-    cfg = tiny_cfg(tmp_path / 'data', tmp_path / 'work')
-    with pytest.raises(UnsafeCheckpointError):
-        init_model(cfg, path, device='cpu')
-    assert not marker.exists()
+def test_stale_temporary_files_are_removed_at_the_start(tmp_path):
+    (tmp_path / '.iter_4.pth.tmp-k1ll3d.pth').write_bytes(b'PK half')
+    (tmp_path / '.last_checkpoint.tmp-k1ll3d').write_text('half')
+    (tmp_path / 'iter_2.pth').write_bytes(b'kept')
+    (tmp_path / 'notes.tmp-1.txt').write_text('not ours: not hidden')
+    AtomicCheckpointHook(interval=2, by_epoch=False).before_train(fake_runner(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ['iter_2.pth', 'notes.tmp-1.txt']
 
 
-def test_runner_test_and_resume_refuse(hostile, tmp_path):
-    path, marker = hostile
-    make_voc(tmp_path / 'data', n_train=2, n_val=1)
-    runner = build_runner(tiny_cfg(tmp_path / 'data', tmp_path / 'work', load_from=path))
-    with pytest.raises(UnsafeCheckpointError):
-        runner.test()
-    (tmp_path / 'resume').mkdir()
-    (tmp_path / 'resume' / 'last_checkpoint').write_text(path)
-    runner = build_runner(tiny_cfg(tmp_path / 'data', tmp_path / 'resume', resume=True))
-    with pytest.raises(UnsafeCheckpointError):
-        runner.train()
-    assert runner.iter == 0
-    assert not marker.exists()
+CONFIGS = sorted(glob.glob(osp.join(osp.dirname(__file__), '..', '..', 'configs', '*.py')) +
+                 glob.glob(osp.join(osp.dirname(__file__), '..', 'configs', '*.py')))
 
 
-@pytest.mark.parametrize('converter', ['vgg2mmseg.py', 'torchfcn2mmseg.py'])
-def test_converters_refuse(hostile, tmp_path, converter):
-    path, marker = hostile
-    out = tmp_path / 'converted.pth'
-    result = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'model_converters', converter), path,
-         str(out)], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode != 0
-    assert path in result.stderr
-    assert not marker.exists() and not out.exists()
-
-
-def test_truncated_checkpoint_is_named(tmp_path):
-    path = tmp_path / 'iter_4.pth'
-    torch.save({'state_dict': {'w': torch.zeros(256)}}, path)
-    data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
-    with pytest.raises(CorruptCheckpointError, match='iter_4.pth is truncated'):
-        _load_checkpoint(str(path), map_location='cpu')
+@pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
+def test_every_config_selects_the_plugin_hooks(path):
+    """Our fixes are selected by name (mmengine's CheckpointHook and LoggerHook stay what every
+    other config gets); a config inheriting mmseg's runtime keeps its checkpoint settings."""
+    cfg = Config.fromfile(path)
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert cfg.default_hooks.logger.type == 'RankZeroLoggerHook'
+    assert 'ResumeHook' in [h['type'] for h in cfg.custom_hooks]
+    if osp.basename(path) == 'fcn8s_r50_voc12aug.py':
+        import mmseg
+        base = Config.fromfile(osp.join(
+            osp.dirname(mmseg.__file__), '.mim', 'configs', 'fcn',
+            'fcn_r50-d8_4xb4-20k_voc12aug-512x512.py')).default_hooks
+        for key, mmengine_type in (('checkpoint', 'CheckpointHook'), ('logger', 'LoggerHook')):
+            ours = {k: v for k, v in cfg.default_hooks[key].items() if k != '_scope_'}
+            assert {**ours, 'type': mmengine_type} == base[key]

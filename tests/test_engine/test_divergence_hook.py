@@ -1,7 +1,5 @@
 """A NaN/inf loss stops training with a clear message and no NaN checkpoint."""
 import os
-import os.path as osp
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -12,13 +10,10 @@ from mmengine.logging import MessageHub
 import fcn_plugin  # noqa: F401
 from fcn_plugin.engine import DivergenceError, DivergenceHook
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from test_robustness_common import (build_runner, make_voc, one_thread,  # noqa: E402,F401
-                                    state_dict_of, tiny_cfg)
-
 
 @pytest.mark.usefixtures('one_thread')
-def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_voc, tiny_cfg,
+                                                                build_runner, state_dict_of):
     """lr 100 with the summed loss (the reference's lr is 1e-10): NaN at iteration 3."""
     make_voc(tmp_path / 'data', n_train=3, n_val=1)
     runner = build_runner(tiny_cfg(tmp_path / 'data', tmp_path / 'work', max_iters=8, lr=100.0,

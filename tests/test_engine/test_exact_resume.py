@@ -1,11 +1,11 @@
-"""Interrupted runs: exact resume, a resume that does not replay the data, atomic checkpoint
-writes, --resume picks a complete file."""
+"""Interrupted runs: exact resume, a resume that does not replay the data, a kill while a
+checkpoint is written (AtomicCheckpointHook)."""
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -14,13 +14,8 @@ from mmcv.transforms import BaseTransform
 from mmengine.hooks import Hook
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.engine import (AtomicCheckpointHook, find_newest_complete_checkpoint,
-                               is_complete_checkpoint)
+from fcn_plugin.engine import is_complete_checkpoint
 from mmseg.registry import HOOKS, TRANSFORMS
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from test_robustness_common import (ROOT, build_runner, make_voc,  # noqa: E402,F401
-                                    one_thread, state_dict_of, tiny_cfg)
 
 
 class Interrupted(Exception):
@@ -40,13 +35,18 @@ class InterruptAfterIter(Hook):
             raise Interrupted(f'stopped after iteration {self.stop}')
 
 
-def train_to_end(cfg):
-    runner = build_runner(cfg)
-    try:
-        runner.train()
-    finally:
-        stop_train_workers(runner)
-    return runner
+@pytest.fixture(scope='module')
+def train_to_end(build_runner):
+    """``train_to_end(cfg)``: a runner of ``cfg`` after ``train()``, its workers stopped."""
+    def run(cfg):
+        runner = build_runner(cfg)
+        try:
+            runner.train()
+        finally:
+            stop_train_workers(runner)
+        return runner
+
+    return run
 
 
 def stop_train_workers(runner):
@@ -93,7 +93,8 @@ def train_data(num_workers=0, persistent_workers=False, pipeline=None, **loader)
     (2, False, None),
     (2, True, None),
 ], ids=['main-process', 'main-process-random-flip', '2-workers', '2-persistent-workers'])
-def test_resume_is_bit_identical(tmp_path, num_workers, persistent, pipeline):
+def test_resume_is_bit_identical(tmp_path, num_workers, persistent, pipeline, make_voc, tiny_cfg,
+                                 state_dict_of, train_to_end):
     """8 iterations straight vs. stopped after 3 (checkpoint at 3, validation at 2/4/6/8 drawing
     from torch's generator in between) and resumed with --resume: same weights, bit for bit,
     and the same optimizer state. Dropout 0.5, shuffled ResumableInfiniteSampler started at
@@ -163,19 +164,24 @@ def read_loads(log):
 LOAD_ITERS, LOAD_BATCH = 10, 2
 
 
-def load_counting_cfg(root, work_dir, log, **overrides):
-    """10 iterations of batch 2 (checkpoints every 2), each train sample loaded logged to log."""
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='RecordLoads', log=str(log)),
-                dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
-    data = overrides.pop('train_dataloader', {})
-    data.setdefault('dataset', {}).setdefault('dataset', {})['pipeline'] = pipeline
-    return tiny_cfg(root / 'data', work_dir, max_iters=LOAD_ITERS, ckpt_interval=2,
-                    val_interval=100, lr=1e-5, train_dataloader=dict(batch_size=LOAD_BATCH, **data),
-                    **overrides)
+@pytest.fixture(scope='module')
+def load_counting_cfg(tiny_cfg):
+    """``load_counting_cfg(root, work_dir, log, **overrides)``: 10 iterations of batch 2
+    (checkpoints every 2) on ``root/data``, each train sample loaded logged to ``log``."""
+    def make(root, work_dir, log, **overrides):
+        pipeline = [dict(type='LoadImageFromFile'), dict(type='RecordLoads', log=str(log)),
+                    dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
+        data = overrides.pop('train_dataloader', {})
+        data.setdefault('dataset', {}).setdefault('dataset', {})['pipeline'] = pipeline
+        return tiny_cfg(root / 'data', work_dir, max_iters=LOAD_ITERS, ckpt_interval=2,
+                        val_interval=100, lr=1e-5,
+                        train_dataloader=dict(batch_size=LOAD_BATCH, **data), **overrides)
+
+    return make
 
 
 @pytest.fixture(scope='module')
-def straight(tmp_path_factory):
+def straight(tmp_path_factory, make_voc, train_to_end, load_counting_cfg):
     """An unbroken 10-iteration run (checkpoints at 2, 4, ...): its folder and the samples it
     loaded, in order."""
     root = tmp_path_factory.mktemp('straight_loads')
@@ -192,20 +198,27 @@ def straight(tmp_path_factory):
     return SimpleNamespace(root=root, loads=loads)
 
 
-def resume_counting_loads(straight, tmp_path, k, **overrides):
-    """Resume the straight run's iter_k.pth in a new work dir: the samples it loaded, and the
-    fetch number ExactResumeHook reached."""
-    log = tmp_path / f'loads_resumed_at_{k}.txt'
-    cfg = load_counting_cfg(straight.root, tmp_path / f'resumed_at_{k}', log, resume=True,
-                            load_from=str(straight.root / 'straight' / f'iter_{k}.pth'),
-                            **overrides)
-    runner = train_to_end(cfg)
-    assert runner.iter == LOAD_ITERS
-    return read_loads(log), runner.train_loop.dataloader_iterator.fetches
+@pytest.fixture
+def resume_counting_loads(load_counting_cfg, train_to_end):
+    """``resume_counting_loads(straight, tmp_path, k, **overrides)``: resume the straight
+    run's iter_k.pth in a new work dir: the samples it loaded, and the fetch number
+    ExactResumeHook reached."""
+    def run(straight, tmp_path, k, **overrides):
+        log = tmp_path / f'loads_resumed_at_{k}.txt'
+        work_dir = tmp_path / f'resumed_at_{k}'
+        work_dir.mkdir()  # holds only iter_k.pth: ResumeHook points last_checkpoint at it
+        shutil.copy(straight.root / 'straight' / f'iter_{k}.pth', work_dir)
+        cfg = load_counting_cfg(straight.root, work_dir, log, resume=True, **overrides)
+        runner = train_to_end(cfg)
+        assert runner.iter == LOAD_ITERS
+        return read_loads(log), runner.train_loop.dataloader_iterator.fetches
+
+    return run
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_resume_does_not_load_the_batches_already_trained_on(tmp_path, straight):
+def test_resume_does_not_load_the_batches_already_trained_on(tmp_path, straight,
+                                                             resume_counting_loads):
     """Resumed at iteration 2 and at 8 of 10 (batch 2, data in the main process): each loads
     exactly the remaining iterations' samples, those the unbroken run loaded from there on, in
     its order. mmengine's loop (and ours with a sampler it cannot position) would load all 20
@@ -218,7 +231,8 @@ def test_resume_does_not_load_the_batches_already_trained_on(tmp_path, straight)
 
 @pytest.mark.usefixtures('one_thread')
 @pytest.mark.parametrize('persistent', [False, True], ids=['workers', 'persistent-workers'])
-def test_resume_with_workers_loads_at_most_the_prefetch_more(tmp_path, straight, persistent):
+def test_resume_with_workers_loads_at_most_the_prefetch_more(tmp_path, straight, persistent,
+                                                             resume_counting_loads):
     """The same with 2 workers (prefetch_factor 1): the iterator mmengine builds before the
     checkpoint is loaded prefetches (and may load) 2 batches from position 0, and any iterator
     runs 2 batches ahead at the end: at most 2 x 2 x 2 samples more than the remaining ones,
@@ -238,7 +252,7 @@ def test_resume_with_workers_loads_at_most_the_prefetch_more(tmp_path, straight,
 
 @pytest.mark.usefixtures('one_thread')
 @pytest.mark.parametrize('how', ['mmengine-loop', 'not-positionable-sampler'])
-def test_replay_fallback(tmp_path, straight, monkeypatch, how):
+def test_replay_fallback(tmp_path, straight, monkeypatch, how, resume_counting_loads):
     """Contrast, and the fallback: mmengine's IterBasedTrainLoop, or ResumableIterBasedTrainLoop
     with a sampler that cannot be positioned (warning naming it), replay the 16 samples of the
     8 iterations trained on; the data trained on and the fetch numbers are the same."""
@@ -260,10 +274,10 @@ def test_replay_fallback(tmp_path, straight, monkeypatch, how):
 
 KILL_DURING_SAVE = textwrap.dedent('''
     import os, sys
-    sys.path.insert(0, {tests!r})
     import fcn_plugin
+    from mmengine.config import Config
     from mmengine.fileio.backends import local_backend
-    from test_robustness_common import build_runner, tiny_cfg
+    from mmengine.runner import Runner
     import torch
     torch.set_num_threads(1)
     put, saves = local_backend.LocalBackend.put, []
@@ -278,24 +292,39 @@ KILL_DURING_SAVE = textwrap.dedent('''
         return put(self, obj, filepath)
 
     local_backend.LocalBackend.put = dying_put
-    cfg = tiny_cfg({data!r}, {work!r}, max_iters=6, ckpt_interval=2, val_interval=100,
-                   default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
-    if {plain!r}:
-        cfg.custom_hooks = [h for h in cfg.custom_hooks if h['type'] != 'AtomicCheckpointHook']
-    build_runner(cfg).train()
+    Runner.from_cfg(Config.fromfile(sys.argv[1])).train()
 ''')
 
 
-def kill_during_second_save(tmp_path, work, plain=False):
-    script = KILL_DURING_SAVE.format(tests=osp.join(ROOT, 'tests'), data=str(tmp_path / 'data'),
-                                     work=str(work), plain=plain)
-    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS='1'), cwd=ROOT)
-    assert result.returncode == 9, result.stderr[-3000:]
+@pytest.fixture
+def kill_during_second_save(tiny_cfg, repo_root):
+    """``kill_during_second_save(tmp_path, work, plain=False)``: trains tiny_cfg on
+    ``tmp_path/data`` in a subprocess (checkpoints every 2 iterations, max_keep_ckpts=1; without
+    AtomicCheckpointHook: mmengine's CheckpointHook if ``plain``) that dies while writing its
+    second checkpoint."""
+    def run(tmp_path, work, plain=False):
+        cfg = tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2, val_interval=100,
+                       default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+        if plain:
+            cfg.default_hooks.checkpoint.type = 'CheckpointHook'
+        config = tmp_path / f'{osp.basename(work)}_config.py'
+        cfg.dump(str(config))
+        result = subprocess.run([sys.executable, '-c', KILL_DURING_SAVE, str(config)],
+                                capture_output=True, text=True, cwd=repo_root,
+                                env=dict(os.environ, OMP_NUM_THREADS='1'))
+        assert result.returncode == 9, result.stderr[-3000:]
+
+    return run
+
+
+def checkpoint_names(folder):
+    """The checkpoint names in ``folder`` (not the hidden temporary files)."""
+    return sorted(n for n in os.listdir(folder) if n.endswith('.pth') and not n.startswith('.'))
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path):
+def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path, make_voc, tiny_cfg, train_to_end,
+                                                      kill_during_second_save):
     """A process killed while writing its 2nd checkpoint (max_keep_ckpts=1): the 1st one is
     still there and complete, no truncated file carries a checkpoint name, and --resume
     continues from it to the end. Plain mmengine, for contrast, deletes the 1st checkpoint first
@@ -304,7 +333,7 @@ def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path):
     work = tmp_path / 'work'
     kill_during_second_save(tmp_path, work)
     names = sorted(os.listdir(work))
-    assert [n for n in names if n.endswith('.pth')] == ['iter_2.pth']
+    assert checkpoint_names(work) == ['iter_2.pth']
     assert is_complete_checkpoint(str(work / 'iter_2.pth'))
     assert any('.tmp-' in n for n in names)  # the half-written temporary file
     with open(work / 'last_checkpoint') as f:
@@ -315,53 +344,9 @@ def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path):
     runner = train_to_end(cfg)
     assert runner.iter == 6
     assert not any('.tmp-' in n for n in os.listdir(work))  # cleaned up on the next start
-    assert [n for n in os.listdir(work) if n.endswith('.pth')] == ['iter_6.pth']
+    assert checkpoint_names(work) == ['iter_6.pth']
 
     plain = tmp_path / 'plain'
     kill_during_second_save(tmp_path, plain, plain=True)
-    assert [n for n in os.listdir(plain) if n.endswith('.pth')] == ['iter_4.pth']
+    assert checkpoint_names(plain) == ['iter_4.pth']
     assert not is_complete_checkpoint(str(plain / 'iter_4.pth'))
-
-
-def write_checkpoint(path, mtime, complete=True):
-    torch.save({'state_dict': {'w': torch.zeros(64)}}, path)
-    if not complete:
-        data = open(path, 'rb').read()
-        with open(path, 'wb') as f:
-            f.write(data[:len(data) // 2])
-    os.utime(path, (mtime, mtime))
-
-
-def resume_from(work_dir):
-    runner = SimpleNamespace(work_dir=str(work_dir), _resume=True, _load_from=None,
-                             save_checkpoint=lambda *a, **k: None)
-    AtomicCheckpointHook().before_run(runner)
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return osp.basename(f.read().strip())
-
-
-def test_resume_takes_the_newest_complete_checkpoint(tmp_path):
-    now = time.time()
-    write_checkpoint(tmp_path / 'iter_2.pth', now - 30)
-    write_checkpoint(tmp_path / 'iter_4.pth', now - 20)
-    write_checkpoint(tmp_path / 'iter_6.pth', now - 10, complete=False)
-    assert find_newest_complete_checkpoint(str(tmp_path)).endswith('iter_4.pth')
-    # last_checkpoint names a truncated file (written by a plain mmengine run, say)
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_6.pth'))
-    assert resume_from(tmp_path) == 'iter_4.pth'
-    # killed after the rename but before last_checkpoint was updated: the newer file wins
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
-    assert resume_from(tmp_path) == 'iter_4.pth'
-    # an empty last_checkpoint (killed while writing it)
-    (tmp_path / 'last_checkpoint').write_text('')
-    assert resume_from(tmp_path) == 'iter_4.pth'
-    # a stale, higher-numbered checkpoint of an older run is not preferred
-    write_checkpoint(tmp_path / 'iter_90000.pth', now - 1000)
-    assert resume_from(tmp_path) == 'iter_4.pth'
-
-
-def test_resume_without_any_complete_checkpoint_fails_clearly(tmp_path):
-    write_checkpoint(tmp_path / 'iter_2.pth', time.time(), complete=False)
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
-    with pytest.raises(FileNotFoundError, match='no other complete checkpoint'):
-        resume_from(tmp_path)

@@ -1,4 +1,4 @@
-"""FCNMetric against a direct numpy implementation of FCN_REFERENCE.md section 4."""
+"""FCNMetric against a direct numpy implementation of docs/fcn_reference.md section 4."""
 import os
 import tempfile
 
@@ -9,6 +9,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
 from fcn_plugin.evaluation import FCNMetric, confusion_matrix, hist_to_metrics
+from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 
 CLASSES = ('c0', 'c1', 'c2', 'c3', 'c4')
@@ -79,6 +80,21 @@ def test_metric_matches_reference_formulas():
     iu = hist_to_metrics(hist)['IoU']
     assert np.isnan(iu[4]) and iu[3] == 0
     assert got['mIoU'] == pytest.approx(np.mean(iu[:4]) * 100)
+
+
+def test_agrees_with_mmseg_iou_metric():
+    """aAcc/mAcc/mIoU are mmseg's IoUMetric's (which rounds to 2 decimals), on the same data."""
+    preds, labels = make_set(seed=3, num=5)
+    ours = run_metric(preds, labels)
+    mmseg = IoUMetric(iou_metrics=['mIoU'])
+    mmseg.dataset_meta = dict(classes=CLASSES)
+    for sample in to_samples(preds, labels):
+        mmseg.process({}, [sample])
+    theirs = mmseg.evaluate(len(preds))
+    assert set(theirs) == {'aAcc', 'mAcc', 'mIoU'}
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(float(value), abs=0.005 + 1e-9), key
+        assert round(ours[key], 2) == pytest.approx(float(value)), key
 
 
 def test_void_pixels_are_dropped():

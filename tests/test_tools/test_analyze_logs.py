@@ -1,21 +1,9 @@
 """tools/analyze_logs.py: a work dir's scalars.json logs become a PNG of loss and mIoU."""
-import importlib.util
 import json
 import os
 import os.path as osp
-import sys
-
-import pytest
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'analyze_logs', osp.join(ROOT, 'tools', 'analyze_logs.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(work_dir, timestamp, lines):
@@ -26,8 +14,8 @@ def write_run(work_dir, timestamp, lines):
             f.write(json.dumps(line) + '\n')
 
 
-def test_loss_and_miou_over_iterations(tmp_path):
-    tool = load_tool()
+def test_loss_and_miou_over_iterations(tmp_path, load_tool):
+    tool = load_tool('analyze_logs')
     work = str(tmp_path / 'work')
     # first run: iters 1-4, validation at 2 (logged by iteration) and 4 (logged by epoch: 1)
     write_run(work, '20240101_000000', [
@@ -51,8 +39,8 @@ def test_loss_and_miou_over_iterations(tmp_path):
     assert tool.load_scalars(tool.find_scalar_files(work, '20240101_010000'))['loss'] == {5: 1.0}
 
 
-def test_errors_name_the_problem(tmp_path, capsys):
-    tool = load_tool()
+def test_errors_name_the_problem(tmp_path, capsys, load_tool):
+    tool = load_tool('analyze_logs')
     assert tool.main([str(tmp_path / 'missing')]) == 1
     assert 'missing' in capsys.readouterr().err
     empty = tmp_path / 'empty'

@@ -1,7 +1,6 @@
 """caffe2mmseg: .caffemodel files written here by a hand-made protobuf writer (no Caffe, no
 protobuf), in the current ``layer`` and the legacy V1 ``layers`` encodings, packed and unpacked,
 float and double data, convert to checkpoints that give the original network's logits."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -12,15 +11,17 @@ import torch
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
-from fcn_plugin.utils.caffe_proto import CaffeModelError, parse_net
-from fcn_plugin.utils.plain_fcn import PlainFCN
-from fcn_plugin.utils.torchfcn_keys import torchfcn_to_mmseg
-from test_fcn_models import ROOT, model_cfg
+from fcn_plugin.converters.caffe_proto import CaffeModelError, parse_net
+from fcn_plugin.converters.plain_fcn import PlainFCN
+from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
 
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'model_converters', 'caffe2mmseg.py')
-_spec = importlib.util.spec_from_file_location('caffe2mmseg', TOOL)
-caffe2mmseg = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(caffe2mmseg)
+
+
+@pytest.fixture(scope='module')
+def caffe2mmseg(load_tool):
+    return load_tool('model_converters/caffe2mmseg')
 
 # --------------------------------------------------------------------------------------------
 # A minimal protobuf writer (wire format by hand) for caffe.proto's NetParameter.
@@ -184,26 +185,41 @@ def random_plain(variant, n_class=5, seed=0):
     return plain
 
 
-def convert(tmp_path, content, *args, name='net.caffemodel'):
-    src, dst = tmp_path / name, tmp_path / 'out.pth'
-    src.write_bytes(content)
-    caffe2mmseg.main([str(src), str(dst), *args])
-    return torch.load(dst, map_location='cpu', weights_only=True)
-
-
-def error_of(tmp_path, content, *args, name='net.caffemodel'):
-    src, dst = tmp_path / name, tmp_path / 'refused.pth'
-    src.write_bytes(content)
-    with pytest.raises(SystemExit) as info:
+@pytest.fixture
+def convert(caffe2mmseg):
+    """``convert(tmp_path, content, *args, name='net.caffemodel')``: the tool on ``content``;
+    the checkpoint it writes."""
+    def run(tmp_path, content, *args, name='net.caffemodel'):
+        src, dst = tmp_path / name, tmp_path / 'out.pth'
+        src.write_bytes(content)
         caffe2mmseg.main([str(src), str(dst), *args])
-    assert not dst.exists()
-    message = str(info.value.code)
-    assert message.startswith('caffe2mmseg: error: ') and str(src) in message
-    return message
+        return torch.load(dst, map_location='cpu', weights_only=True)
+
+    return run
 
 
-def narrow_model(variant, n_class=5):
-    return MODELS.build(model_cfg(variant, width=4, fc=16, num_classes=n_class)).eval()
+@pytest.fixture
+def error_of(caffe2mmseg):
+    """``error_of(tmp_path, content, *args, name='net.caffemodel')``: the tool's error message
+    on ``content`` (it writes nothing)."""
+    def run(tmp_path, content, *args, name='net.caffemodel'):
+        src, dst = tmp_path / name, tmp_path / 'refused.pth'
+        src.write_bytes(content)
+        with pytest.raises(SystemExit) as info:
+            caffe2mmseg.main([str(src), str(dst), *args])
+        assert not dst.exists()
+        message = str(info.value.code)
+        assert message.startswith('caffe2mmseg: error: ') and str(src) in message
+        return message
+
+    return run
+
+
+@pytest.fixture
+def narrow_model(model_cfg):
+    """``narrow_model(variant, n_class=5)``: the narrow mmseg FCN of the written nets."""
+    return lambda variant, n_class=5: MODELS.build(
+        model_cfg(variant, width=4, fc=16, num_classes=n_class)).eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +235,7 @@ FCN_CASES = [
 
 @pytest.mark.parametrize('variant,encoding,data', FCN_CASES)
 def test_fcn_caffemodel_gives_plain_fcn_logits(tmp_path, capsys, variant, encoding, data,
-                                               assert_matches_plain):
+                                               assert_matches_plain, convert, narrow_model):
     plain = random_plain(variant)
     checkpoint = convert(tmp_path, fcn_caffemodel(plain, encoding, data))
     out = capsys.readouterr().out
@@ -238,7 +254,7 @@ def test_fcn_caffemodel_gives_plain_fcn_logits(tmp_path, capsys, variant, encodi
     assert_matches_plain(model, plain, ((1, 1), (23, 41)))
 
 
-def test_atonce_without_scale_blobs_and_explicit_variants(tmp_path, capsys):
+def test_atonce_without_scale_blobs_and_explicit_variants(tmp_path, capsys, convert, error_of):
     plain = random_plain('8s-atonce')
     # Scale layers stored without blobs: still the at-once net (detected by name)
     assert convert(tmp_path, fcn_caffemodel(plain, scale_blobs=False))['meta'][
@@ -258,7 +274,7 @@ def test_atonce_without_scale_blobs_and_explicit_variants(tmp_path, capsys):
     assert 'the net is an FCN' in error_of(tmp_path, content, '--variant', 'vgg16')
 
 
-def test_atonce_scale_other_than_the_config_is_refused(tmp_path):
+def test_atonce_scale_other_than_the_config_is_refused(tmp_path, error_of):
     plain = random_plain('8s-atonce')
     content = fcn_caffemodel(plain).replace(  # pool3's 1e-4 blob -> 2e-4
         np.full(16, 1e-4, np.float32).tobytes(), np.full(16, 2e-4, np.float32).tobytes())
@@ -303,7 +319,8 @@ def vgg_caffemodel(params, encoding, fc_as_conv=False):
 
 @pytest.mark.parametrize('encoding,fc_as_conv', [('layers', False), ('layer', True)],
                          ids=['V1layers-InnerProduct', 'layer-convolutionalised'])
-def test_vgg16_classifier_gives_backbone_checkpoint(tmp_path, capsys, encoding, fc_as_conv):
+def test_vgg16_classifier_gives_backbone_checkpoint(tmp_path, capsys, encoding, fc_as_conv,
+                                                    convert, narrow_model):
     params = torchvision_like_vgg16()
     checkpoint = convert(tmp_path, vgg_caffemodel(params, encoding, fc_as_conv), '--variant',
                          'vgg16')
@@ -320,7 +337,7 @@ def test_vgg16_classifier_gives_backbone_checkpoint(tmp_path, capsys, encoding, 
     torch.testing.assert_close(model.backbone.fc6(pool5).flatten(1), fc6, rtol=1e-4, atol=1e-4)
 
 
-def test_truncated_caffemodel_is_one_clear_error(tmp_path):
+def test_truncated_caffemodel_is_one_clear_error(tmp_path, error_of):
     content = fcn_caffemodel(random_plain('16s'))
     for cut in (len(content) // 3, len(content) // 2, len(content) - 3, 40):
         message = error_of(tmp_path, content[:cut], name='fcn16s.caffemodel')
@@ -338,7 +355,7 @@ def test_truncated_caffemodel_is_one_clear_error(tmp_path):
     assert not dst.exists()
 
 
-def test_command_line_voc_fcn8s_atonce(tmp_path):
+def test_command_line_voc_fcn8s_atonce(tmp_path, narrow_model):
     plain = random_plain('8s-atonce', n_class=21)
     src, dst = tmp_path / 'fcn8s-atonce-pascal.caffemodel', tmp_path / 'fcn8s-atonce.pth'
     src.write_bytes(fcn_caffemodel(plain, 'layers', 'unpacked'))
@@ -351,7 +368,7 @@ def test_command_line_voc_fcn8s_atonce(tmp_path):
     narrow_model('8s-atonce', 21).load_state_dict(checkpoint['state_dict'], strict=True)
 
 
-def test_other_files_are_refused(tmp_path):
+def test_other_files_are_refused(tmp_path, error_of, caffe2mmseg):
     torch.save({'conv1_1.weight': torch.zeros(1)}, tmp_path / 'a.pth')
     pth = (tmp_path / 'a.pth').read_bytes()
     for name, content in (('model.pth', pth), ('deploy.prototxt', b'name: "VGG"\nlayer {\n'),
@@ -361,7 +378,7 @@ def test_other_files_are_refused(tmp_path):
         caffe2mmseg.main([str(tmp_path / 'missing.caffemodel'), str(tmp_path / 'o.pth')])
 
 
-def test_other_nets_are_refused(tmp_path):
+def test_other_nets_are_refused(tmp_path, error_of):
     w = blob(np.zeros((4, 3, 3, 3), np.float32))
     b = blob(np.zeros(4, np.float32))
     lenet = net('LeNet', [layer('conv1', 'Convolution', [w, b]), layer('ip1', 'InnerProduct',

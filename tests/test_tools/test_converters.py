@@ -8,9 +8,9 @@ import torch
 from mmengine.runner import load_checkpoint
 from mmseg.apis import init_model
 
-from fcn_plugin.utils.plain_fcn import PlainFCN, plain_fcn_like
-from test_fcn_models import ROOT, build, model_cfg
+from fcn_plugin.converters.plain_fcn import PlainFCN, plain_fcn_like
 
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools', 'model_converters')
 
 
@@ -19,30 +19,21 @@ def run_tool(name, *args):
                    capture_output=True, text=True)
 
 
-def randomize(module, seed=0):
-    """Random weights everywhere, score layers included (they start at zero)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if 'upscore' not in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * (0.2 if p.dim() > 1 else 0.05))
-    return module.eval()
-
-
 def assert_rel_close(actual, expected, rtol=1e-4):
     err = (actual - expected).abs().max() / expected.abs().max()
     assert err <= rtol, f'max relative difference {err:.2e}'
 
 
 @pytest.mark.parametrize('variant', ['32s', '16s', '8s', '8s-atonce'])
-def test_torchfcn_checkpoint_gives_same_logits(tmp_path, variant):
+def test_torchfcn_checkpoint_gives_same_logits(tmp_path, variant, model_cfg, randomize):
     width, fc = 4, 16
     plain = randomize(PlainFCN(variant, n_class=21, width=width, fc=fc))
     src, dst = tmp_path / 'torchfcn.pth', tmp_path / 'mmseg.pth'
     torch.save(plain.state_dict(), src)
     run_tool('torchfcn2mmseg.py', src, dst)
 
-    model = init_model(model_cfg_file(tmp_path, variant, width, fc), str(dst), device='cpu')
+    model = init_model(model_cfg_file(model_cfg, tmp_path, variant, width, fc), str(dst),
+                       device='cpu')
     x = torch.randn(1, 3, 37, 45)
     with torch.no_grad():
         expected = plain(x)
@@ -53,7 +44,7 @@ def test_torchfcn_checkpoint_gives_same_logits(tmp_path, variant):
     assert model.dataset_meta['classes'][0] == 'background'
 
 
-def model_cfg_file(tmp_path, variant, width, fc):
+def model_cfg_file(model_cfg, tmp_path, variant, width, fc):
     from mmengine.config import Config
     cfg = Config(dict(model=model_cfg(variant, width=width, fc=fc),
                       custom_imports=dict(imports=['fcn_plugin'])))
@@ -62,7 +53,7 @@ def model_cfg_file(tmp_path, variant, width, fc):
     return str(path)
 
 
-def test_full_size_fcn8s_matches_reference(tmp_path):
+def test_full_size_fcn8s_matches_reference(tmp_path, randomize):
     """The real widths (134M parameters) once, on a small image."""
     plain = randomize(PlainFCN('8s'), seed=1)
     src, dst = tmp_path / 'fcn8s.pth', tmp_path / 'fcn8s_mmseg.pth'
@@ -74,7 +65,7 @@ def test_full_size_fcn8s_matches_reference(tmp_path):
         assert_rel_close(model.predict(x)[0].seg_logits.data, plain(x)[0])
 
 
-def test_plain_fcn_like_copies_the_model():
+def test_plain_fcn_like_copies_the_model(build, randomize):
     model = randomize(build('16s'))
     plain = plain_fcn_like(model)
     x = torch.randn(2, 3, 30, 22)
@@ -108,7 +99,7 @@ def torchvision_vgg16_state_dict(width=4, fc=16, classes=10):
     return state
 
 
-def test_vgg_converter_gives_backbone_of_classifier(tmp_path):
+def test_vgg_converter_gives_backbone_of_classifier(tmp_path, build):
     state = torchvision_vgg16_state_dict()
     src, dst = tmp_path / 'vgg16.pth', tmp_path / 'vgg16_mmseg.pth'
     torch.save(state, src)
@@ -123,7 +114,7 @@ def test_vgg_converter_gives_backbone_of_classifier(tmp_path):
     torch.testing.assert_close(model.backbone.fc6(pool5).flatten(1), fc6, rtol=1e-4, atol=1e-4)
 
 
-def test_vgg_checkpoint_through_init_cfg(tmp_path):
+def test_vgg_checkpoint_through_init_cfg(tmp_path, model_cfg):
     src, dst = tmp_path / 'vgg16.pth', tmp_path / 'vgg16_mmseg.pth'
     state = torchvision_vgg16_state_dict()
     torch.save(state, src)

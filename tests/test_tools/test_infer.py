@@ -1,7 +1,5 @@
 """tools/infer.py: label PNGs and overlays through mmseg's inference API."""
-import importlib.util
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -13,29 +11,18 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def infer(load_tool):
+    return load_tool('infer')
 
 
 @pytest.fixture(scope='module')
-def infer():
-    sys.path.insert(0, osp.join(ROOT, 'tools'))  # infer.py imports tools/_bootstrap.py
-    try:
-        return _load(osp.join(ROOT, 'tools', 'infer.py'), '_tool_infer')
-    finally:
-        sys.path.remove(osp.join(ROOT, 'tools'))
-
-
-@pytest.fixture(scope='module')
-def toy_and_checkpoint(tmp_path_factory):
+def toy_and_checkpoint(tmp_path_factory, load_tool):
     import fcn_plugin  # noqa: F401
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     tmp = tmp_path_factory.mktemp('infer')
-    toy = _load(osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_voc.py'), '_toy')
+    toy = load_tool('dataset_converters/make_toy_voc')
     toy.make_toy_voc(str(tmp / 'toy'), num_train=1, num_val=2)
     init_default_scope('mmseg')
     model = MODELS.build(Config.fromfile(CONFIG).model)
@@ -95,13 +82,9 @@ def test_infer_in_bf16_agrees_with_fp32(infer, toy_and_checkpoint):
         assert fp32.shape == bf16.shape and (fp32 == bf16).mean() > 0.95
 
 
-def test_precision_agreement_tool(toy_and_checkpoint, tmp_path):
+def test_precision_agreement_tool(toy_and_checkpoint, tmp_path, load_tool):
     tmp, ckpt = toy_and_checkpoint
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    try:
-        tool = _load(osp.join(ROOT, 'tools', 'precision_agreement.py'), '_tool_precision')
-    finally:
-        sys.path.remove(osp.join(ROOT, 'tools'))
+    tool = load_tool('precision_agreement')
     results = tool.main([CONFIG, ckpt, '--precisions', 'bf16', '--device', 'cpu',
                          '--json', str(tmp_path / 'p.json'), '--cfg-options',
                          f'test_dataloader.dataset.data_root={tmp / "toy"}'])

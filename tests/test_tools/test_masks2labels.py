@@ -1,19 +1,17 @@
 """tools/dataset_converters/masks2labels.py: 0/255, grey-level and colour masks to index-label
 PNGs, with a report of the values found per file and in total and what each became."""
 import json
-import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from test_datasets import _load_tool  # noqa: E402
+from fcn_plugin.utils.label_png import save_label_png
 
-from fcn_plugin.datasets.label_png import save_label_png  # noqa: E402
 
-m2l = _load_tool('masks2labels')
+@pytest.fixture(scope='module')
+def m2l(load_tool):
+    return load_tool('dataset_converters/masks2labels')
 
 
 def save(path, array, mode=None):
@@ -36,13 +34,18 @@ def disc_mask(h=12, w=16, on=255, off=0):
     return np.where((yy - 6)**2 + (xx - 8)**2 <= 16, on, off).astype(np.uint8)
 
 
-def run(capsys, *args):
-    code = m2l.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+@pytest.fixture
+def run(m2l):
+    """``run(capsys, *args)``: the tool on ``args``: its exit code, stdout and stderr."""
+    def main(capsys, *args):
+        code = m2l.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return main
 
 
-def test_binary_0_255_folder_with_report(tmp_path, capsys):
+def test_binary_0_255_folder_with_report(tmp_path, capsys, run):
     src, dst = tmp_path / 'masks', tmp_path / 'labels'
     mask = disc_mask()
     save(src / 'train' / 'a.png', mask)
@@ -67,7 +70,7 @@ def test_binary_0_255_folder_with_report(tmp_path, capsys):
     assert not list(dst.rglob('*.tmp*'))  # written atomically: no temporary file left
 
 
-def test_two_grey_levels_and_void_value(tmp_path, capsys):
+def test_two_grey_levels_and_void_value(tmp_path, capsys, run):
     src = tmp_path / 'masks'
     mask = disc_mask(on=200, off=40)
     mask[0] = 128  # a "don't care" band
@@ -81,7 +84,7 @@ def test_two_grey_levels_and_void_value(tmp_path, capsys):
     assert '40: ' in out and '-> class 0' in out and '200: ' in out and '-> class 1' in out
 
 
-def test_grey_rgb_masks_threshold_and_map(tmp_path, capsys):
+def test_grey_rgb_masks_threshold_and_map(tmp_path, capsys, run):
     src = tmp_path / 'masks'
     mask = disc_mask()
     mask[mask == 255] = 250  # anti-aliased-ish levels
@@ -104,13 +107,13 @@ def test_grey_rgb_masks_threshold_and_map(tmp_path, capsys):
     assert code == 1 and 'value 7 has no --map entry' in err
 
 
-def test_too_many_grey_levels_asks_for_a_threshold(tmp_path, capsys):
+def test_too_many_grey_levels_asks_for_a_threshold(tmp_path, capsys, run):
     save(tmp_path / 'm' / 'a.png', np.arange(200, dtype=np.uint8).reshape(10, 20))
     code, _, err = run(capsys, tmp_path / 'm', tmp_path / 'l')
     assert code == 1 and 'grey levels found' in err and '--threshold' in err
 
 
-def test_colour_masks_with_a_palette(tmp_path, capsys):
+def test_colour_masks_with_a_palette(tmp_path, capsys, run):
     src = tmp_path / 'masks'
     classes = np.zeros((10, 14), np.uint8)
     classes[2:6, 2:6] = 1
@@ -142,7 +145,7 @@ def test_colour_masks_with_a_palette(tmp_path, capsys):
     np.testing.assert_array_equal(label(tmp_path / 'p' / 'a.png'), expected)
 
 
-def test_colour_mask_without_palette_and_bad_arguments(tmp_path, capsys):
+def test_colour_mask_without_palette_and_bad_arguments(tmp_path, capsys, run):
     rgb = np.zeros((4, 4, 3), np.uint8)
     rgb[0, 0] = (255, 0, 0)
     save(tmp_path / 'm' / 'a.png', rgb)
@@ -154,7 +157,7 @@ def test_colour_mask_without_palette_and_bad_arguments(tmp_path, capsys):
     assert code == 1 and 'no such file or folder' in err
 
 
-def test_dry_run_writes_nothing_and_output_inside_source_is_skipped(tmp_path, capsys):
+def test_dry_run_writes_nothing_and_output_inside_source_is_skipped(tmp_path, capsys, run):
     src = tmp_path / 'masks'
     save(src / 'a.png', disc_mask())
     code, out, _ = run(capsys, src, src / 'labels', '--dry-run')
@@ -165,7 +168,7 @@ def test_dry_run_writes_nothing_and_output_inside_source_is_skipped(tmp_path, ca
 
 
 @pytest.mark.parametrize('mode', ['L', '1', 'I;16'])
-def test_mask_image_modes(tmp_path, capsys, mode):
+def test_mask_image_modes(tmp_path, capsys, mode, run):
     mask = disc_mask()
     img = Image.fromarray(mask)
     if mode == '1':

@@ -1,6 +1,5 @@
 """tools/deployment/pytorch2onnx.py: raw image in, logits of the image's size out, any size."""
 import contextlib
-import importlib.util
 import io
 import os.path as osp
 import sys
@@ -14,7 +13,6 @@ ort = pytest.importorskip('onnxruntime', reason='pip install -e .[onnx]')
 pytest.importorskip('onnxscript', reason='pip install -e .[onnx]')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
 FCN8S = osp.join(ROOT, 'configs', 'fcn8s_vgg16_voc.py')
 ATONCE = osp.join(ROOT, 'configs', 'fcn8s-atonce_vgg16_voc.py')
 R50 = osp.join(ROOT, 'configs', 'fcn8s_r50_voc12aug.py')
@@ -29,11 +27,8 @@ def _options(pairs):
 
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('_tool_pytorch2onnx', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool('deployment/pytorch2onnx')
 
 
 @pytest.fixture(scope='module')

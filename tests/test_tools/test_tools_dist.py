@@ -154,7 +154,8 @@ def test_dist_train_matches_single_process(setup):
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', two, '--cfg-options', *opts,
          'train_dataloader.batch_size=1'])
     assert 'Distributed training: True' in log2
-    assert "dist_cfg=dict(backend='gloo')" in log2, 'without CUDA the backend must be gloo'
+    assert "dist_cfg=dict(backend='gloo', timeout=600)" in log2, \
+        'without CUDA the backend must be gloo; collectives time out after 10 minutes'
     # progress with ETA, and the metrics at each validation (iterations 2 and 4)
     assert re.search(r'Iter\(train\) \[4/4\].*eta:', log1)
     assert len(re.findall(r'Iter\(val\) \[4/4\].*mIoU', log1)) == 2

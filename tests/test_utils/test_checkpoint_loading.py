@@ -1,11 +1,22 @@
-"""mmengine checkpoints load with torch.load(weights_only=True) once fcn_plugin is imported."""
+"""Checkpoint loading: mmengine checkpoints load with torch.load(weights_only=True) once
+fcn_plugin is imported; hostile and truncated checkpoints are refused on every load path (the
+payload never runs); importing fcn_plugin leaves mmengine's loaders as they are."""
+import os
+import os.path as osp
+import pickle
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from mmengine.logging import MessageHub
 from mmengine.runner import save_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from fcn_plugin.utils.checkpoint_safety import (CorruptCheckpointError, UnsafeCheckpointError,
+                                                install_safe_checkpoint_loaders)
+from fcn_plugin.utils.io import load_weights_only
 
 
 def runner_like_checkpoint(path):
@@ -76,3 +87,181 @@ def test_getattr_stand_in_allows_only_statistics_methods(tmp_path):
     torch.save({'x': _GetattrPayload()}, path)
     with pytest.raises(Exception, match='refused getattr'):
         torch.load(path, weights_only=True)
+
+
+def test_importing_the_plugin_keeps_mmengines_loaders():
+    """``import fcn_plugin`` (what custom_imports does) only extends torch's allowlist: every
+    registered checkpoint loader is still mmengine's own object."""
+    code = ('import warnings; warnings.filterwarnings("ignore"); '
+            'from mmengine.runner.checkpoint import CheckpointLoader as C; '
+            'before = dict(C._schemes); import fcn_plugin; '
+            'print(list(C._schemes) == list(before) and '
+            'all(C._schemes[k] is v for k, v in before.items()))')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.stdout.strip() == 'True', result.stderr[-2000:]
+
+
+class Payload:
+    """Unpickling this runs ``exec``, which creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f'open({self.marker!r}, "w").close()', )
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A checkpoint that looks like mmengine's, with code in its meta data; and its marker."""
+    marker = tmp_path / 'CODE_RAN'
+    path = tmp_path / 'hostile.pth'
+    torch.save({'meta': {'epoch': 0, 'iter': 1, 'note': Payload(marker)},
+                'state_dict': {'backbone.conv1_1.weight': torch.zeros(4, 3, 3, 3)}}, path)
+    assert not marker.exists()
+    return str(path), marker
+
+
+@pytest.fixture
+def tool_loaders(monkeypatch):
+    """mmengine's loaders as the tools install them (install_safe_checkpoint_loaders), for this
+    test only."""
+    monkeypatch.setattr(CheckpointLoader, '_schemes', dict(CheckpointLoader._schemes))
+    install_safe_checkpoint_loaders()
+
+
+def test_the_payload_is_real(hostile):
+    """Control: loading it without weights_only runs the code (what everything else prevents)."""
+    path, marker = hostile
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_mmengine_load_path_refuses(hostile):
+    """resume, test, load_from, init_cfg Pretrained and init_model all end in _load_checkpoint:
+    with the plugin only imported, torch's weights-only default refuses the file."""
+    path, marker = hostile
+    with pytest.raises(pickle.UnpicklingError):
+        _load_checkpoint(path, map_location='cpu')
+    assert not marker.exists()
+
+
+@pytest.mark.usefixtures('tool_loaders')
+def test_tool_loaders_refuse_with_a_clear_error(hostile):
+    path, marker = hostile
+    with pytest.raises(UnsafeCheckpointError) as info:
+        _load_checkpoint(path, map_location='cpu')
+    assert path in str(info.value) and 'would call exec,' in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.usefixtures('tool_loaders')
+def test_tool_loaders_refuse_even_if_the_environment_turns_weights_only_off(
+        hostile, monkeypatch):
+    path, marker = hostile
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(UnsafeCheckpointError):
+        _load_checkpoint(path, map_location='cpu')
+
+    # a scheme whose loader calls torch.load without weights_only (as mmengine's http one)
+    def load_from_fcntest(filename, map_location=None):
+        return torch.load(filename[len('fcntest://'):], map_location=map_location)
+
+    CheckpointLoader.register_scheme('fcntest://', load_from_fcntest)
+    install_safe_checkpoint_loaders()
+    with pytest.raises(UnsafeCheckpointError, match='fcntest://'):
+        _load_checkpoint('fcntest://' + path, map_location='cpu')
+    assert os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] == '1'  # restored afterwards
+    assert not marker.exists()
+
+
+def test_init_cfg_pretrained_refuses(hostile):
+    from mmseg.registry import MODELS
+    path, marker = hostile
+    backbone = MODELS.build(dict(type='VGG', depth=11, base_channels=4, fc_channels=16,
+                                 init_cfg=dict(type='Pretrained', checkpoint=path)))
+    with pytest.raises(pickle.UnpicklingError):
+        backbone.init_weights()
+    assert not marker.exists()
+
+
+def test_init_model_refuses(hostile, tmp_path, tiny_cfg):
+    from mmseg.apis import init_model
+    path, marker = hostile
+    cfg = tiny_cfg(tmp_path / 'data', tmp_path / 'work')
+    with pytest.raises(pickle.UnpicklingError):
+        init_model(cfg, path, device='cpu')
+    assert not marker.exists()
+
+
+def test_runner_test_and_resume_refuse(hostile, tmp_path, make_voc, tiny_cfg, build_runner):
+    path, marker = hostile
+    make_voc(tmp_path / 'data', n_train=2, n_val=1)
+    runner = build_runner(tiny_cfg(tmp_path / 'data', tmp_path / 'work', load_from=path))
+    with pytest.raises(pickle.UnpicklingError):
+        runner.test()
+    (tmp_path / 'resume').mkdir()
+    (tmp_path / 'resume' / 'last_checkpoint').write_text(path)
+    runner = build_runner(tiny_cfg(tmp_path / 'data', tmp_path / 'resume', resume=True))
+    with pytest.raises(pickle.UnpicklingError):
+        runner.train()
+    assert runner.iter == 0
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('tool', ['test', 'train --resume'])
+def test_tools_refuse_even_if_the_environment_turns_weights_only_off(
+        hostile, tmp_path, make_voc, tiny_cfg, repo_root, tool):
+    """tools/test.py CONFIG HOSTILE and tools/train.py --resume (last_checkpoint naming it)
+    stop with UnsafeCheckpointError, with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 set."""
+    path, marker = hostile
+    make_voc(tmp_path / 'data', n_train=2, n_val=1)
+    work = tmp_path / 'work'
+    work.mkdir()
+    config = tmp_path / 'tiny.py'
+    tiny_cfg(tmp_path / 'data', work).dump(str(config))
+    if tool == 'test':
+        args = ['test.py', str(config), path]
+    else:
+        (work / 'last_checkpoint').write_text(path)
+        args = ['train.py', str(config), '--resume']
+    result = subprocess.run(
+        [sys.executable, osp.join(repo_root, 'tools', args[0]), *args[1:]], capture_output=True,
+        text=True, cwd=repo_root,
+        env=dict(os.environ, OMP_NUM_THREADS='1', TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
+    assert result.returncode != 0
+    assert 'UnsafeCheckpointError' in result.stderr and path in result.stderr, \
+        result.stderr[-3000:]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('converter', ['vgg2mmseg.py', 'torchfcn2mmseg.py'])
+def test_converters_refuse(hostile, tmp_path, converter, repo_root):
+    path, marker = hostile
+    out = tmp_path / 'converted.pth'
+    result = subprocess.run(
+        [sys.executable, osp.join(repo_root, 'tools', 'model_converters', converter), path,
+         str(out)], capture_output=True, text=True, cwd=repo_root,
+        env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
+    assert result.returncode != 0
+    assert 'UnsafeCheckpointError' in result.stderr and path in result.stderr
+    assert not marker.exists() and not out.exists()
+
+
+def test_truncated_checkpoint_is_named(tmp_path):
+    path = tmp_path / 'iter_4.pth'
+    torch.save({'state_dict': {'w': torch.zeros(256)}}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CorruptCheckpointError, match='VGG checkpoint .*iter_4.pth is truncated'):
+        load_weights_only(str(path), 'VGG checkpoint')
+
+
+@pytest.mark.usefixtures('tool_loaders')
+def test_tool_loaders_name_a_truncated_checkpoint(tmp_path):
+    path = tmp_path / 'iter_4.pth'
+    torch.save({'state_dict': {'w': torch.zeros(256)}}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CorruptCheckpointError, match='iter_4.pth is truncated'):
+        _load_checkpoint(str(path), map_location='cpu')

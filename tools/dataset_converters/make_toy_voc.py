@@ -13,10 +13,11 @@ The layout is VOC's, so the same dataset class and pipeline as the real data rea
       ImageSets/Segmentation/train.txt       image ids, one a line
       ImageSets/Segmentation/val.txt
 
-Classes (``TOY_CLASSES``): background plus five object classes that differ in shape, size,
-colour and texture (a plain disc, a rotated square, a triangle, a ring, a striped ellipse),
-1 to 4 objects an image, later ones occluding earlier ones. As in VOC, a band of void (255)
-runs along every object's border; it is ignored in the loss and the metrics.
+Classes (``TOY_CLASSES``, defined in ``fcn_plugin/datasets/toy_voc.py``): background plus five
+object classes that differ in shape, size, colour and texture (a plain disc, a rotated square, a
+triangle, a ring, a striped ellipse), 1 to 4 objects an image, later ones occluding earlier
+ones. As in VOC, a band of void (255) runs along every object's border; it is ignored in the loss
+and the metrics.
 
 Everything comes from one seeded generator, so running the script twice writes the same
 files (it rewrites them; nothing else in the output folder is touched).
@@ -36,9 +37,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # bare checkout
-from fcn_plugin.datasets.label_png import save_label_png, voc_palette  # noqa: E402,F401
-
-TOY_CLASSES = ('background', 'disc', 'square', 'triangle', 'ring', 'stripes')
+from fcn_plugin.datasets.toy_voc import TOY_CLASSES  # noqa: E402
+from fcn_plugin.utils.io import atomic_write, atomic_write_text  # noqa: E402
+from fcn_plugin.utils.label_png import save_label_png, voc_palette  # noqa: E402,F401
 
 # (hue centre in degrees, hue spread) per object class; background takes muted colours.
 _CLASS_HUES = {1: (0, 20), 2: (120, 25), 3: (220, 20), 4: (55, 10), 5: (290, 25)}
@@ -154,14 +155,13 @@ def make_toy_voc(out_dir: str = 'data/toy', num_train: int = 96, num_val: int = 
     for split, names in splits.items():
         for name in names:
             img, label = make_sample(rng, size)
-            tmp = osp.join(img_dir, name + '.tmp.jpg')
-            Image.fromarray(img).save(tmp, quality=95)
-            os.replace(tmp, osp.join(img_dir, name + '.jpg'))
+            with atomic_write(osp.join(img_dir, name + '.jpg')) as tmp:
+                Image.fromarray(img).save(tmp, quality=95)
             save_label_png(label, osp.join(seg_dirs[split], name + '.png'))
     split_files = {'train': 'sbd_train', 'val': 'seg11valid'} if sbd_layout else {}
     for split, names in splits.items():
-        with open(osp.join(split_dir, split_files.get(split, split) + '.txt'), 'w') as f:
-            f.write('\n'.join(names) + '\n')
+        atomic_write_text(osp.join(split_dir, split_files.get(split, split) + '.txt'),
+                          '\n'.join(names) + '\n')
     return splits
 
 
@@ -188,9 +188,9 @@ def make_toy_binary(out_dir: str = 'data/toy_binary', num_train: int = 96, num_v
             mask = np.where(label > 0, 255, 0).astype(np.uint8)  # greyscale (mode L) PNG
             for array, path in ((img, osp.join(img_dir, name + '.jpg')),
                                 (mask, osp.join(mask_dir, name + '.png'))):
-                tmp = path + '.tmp' + osp.splitext(path)[1]
-                Image.fromarray(array).save(tmp, **(dict(quality=95) if array.ndim == 3 else {}))
-                os.replace(tmp, path)
+                options = dict(quality=95) if array.ndim == 3 else {}
+                with atomic_write(path) as tmp:
+                    Image.fromarray(array).save(tmp, **options)
     return splits
 
 

@@ -48,8 +48,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # bare checkout
-from fcn_plugin.datasets.label_png import save_label_png, voc_palette  # noqa: E402
-from fcn_plugin.datasets.validation import value_counts  # noqa: E402
+from fcn_plugin.datasets.label_checks import value_counts  # noqa: E402
+from fcn_plugin.utils.io import atomic_write_text  # noqa: E402
+from fcn_plugin.utils.label_png import save_label_png, voc_palette  # noqa: E402
 
 IMAGE_EXTS = ('.png', '.bmp', '.tif', '.tiff', '.gif', '.jpg', '.jpeg', '.webp', '.pgm', '.ppm',
               '.pbm')
@@ -388,10 +389,7 @@ def main(argv=None) -> int:
         print(f'masks2labels: {error}', file=sys.stderr)
         return 1
     if args.report:
-        tmp = args.report + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, args.report)
+        atomic_write_text(args.report, json.dumps(report, indent=1))
     return 0
 
 

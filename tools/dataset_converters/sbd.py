@@ -34,7 +34,8 @@ from scipy.io import loadmat
 from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # bare checkout
-from fcn_plugin.datasets.label_png import save_label_png  # noqa: E402
+from fcn_plugin.utils.io import atomic_write, atomic_write_text  # noqa: E402
+from fcn_plugin.utils.label_png import save_label_png  # noqa: E402
 
 COMMAND = ('python tools/dataset_converters/sbd.py data/sbd/benchmark_RELEASE/dataset '
            'data/VOCdevkit/VOC2012 --voc2011-val '
@@ -64,10 +65,7 @@ def read_ids(path: str) -> List[str]:
 
 
 def write_ids(path: str, ids: Sequence[str]) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(''.join(f'{i}\n' for i in ids))
-    os.replace(tmp, path)
+    atomic_write_text(path, ''.join(f'{i}\n' for i in ids))
 
 
 def load_sbd_label(mat_path: str) -> np.ndarray:
@@ -96,9 +94,8 @@ def _convert_one(args) -> int:
         written = 1
     img = osp.join(voc_root, 'JPEGImages', name + '.jpg')
     if not osp.isfile(img):
-        tmp = img + '.tmp'
-        shutil.copyfile(osp.join(sbd_dir, 'img', name + '.jpg'), tmp)
-        os.replace(tmp, img)
+        with atomic_write(img) as tmp:
+            shutil.copyfile(osp.join(sbd_dir, 'img', name + '.jpg'), tmp)
     return written
 
 

@@ -6,8 +6,8 @@
 
 SRC: the fcn.berkeleyvision.org ``voc-fcn32s``/``voc-fcn16s``/``voc-fcn8s``/``voc-fcn8s-atonce``
 weights, or ``VGG_ILSVRC_16_layers.caffemodel``. The binary NetParameter is read by
-fcn_plugin.utils.caffe_proto (no Caffe, no protobuf), in the current ``layer`` or the legacy V1
-``layers`` encoding. FCN nets give a full checkpoint (same keys as tools/model_converters/
+fcn_plugin.converters.caffe_proto (no Caffe, no protobuf), in the current ``layer`` or the
+legacy V1 ``layers`` encoding. FCN nets give a full checkpoint (same keys as tools/model_converters/
 torchfcn2mmseg.py: the Caffe layer names are pytorch-fcn's) that loads with
 ``mmseg.apis.init_model`` for the matching config (configs/fcn32s_vgg16_voc.py, fcn16s, fcn8s,
 fcn8s-atonce); the VGG16 classifier gives a backbone checkpoint like vgg2mmseg.py (fc6/fc7
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from mmseg.datasets import PascalVOCDataset
 
-from fcn_plugin.utils.caffe_proto import CaffeModelError, read_caffemodel
+from fcn_plugin.converters.caffe_proto import CaffeModelError, read_caffemodel
 from fcn_plugin.utils.io import atomic_torch_save
-from fcn_plugin.utils.plain_fcn import VGG16_STAGES
-from fcn_plugin.utils.torchfcn_keys import FINAL_UPSAMPLING, HEAD, TRUNK, torchfcn_to_mmseg
-from fcn_plugin.utils.vgg_keys import DEPTH_BY_CONVS, vgg_to_backbone
+from fcn_plugin.converters.plain_fcn import VGG16_STAGES
+from fcn_plugin.converters.torchfcn_keys import FINAL_UPSAMPLING, HEAD, TRUNK, torchfcn_to_mmseg
+from fcn_plugin.converters.vgg_keys import DEPTH_BY_CONVS, vgg_to_backbone
 
 VARIANTS = ('auto', '32s', '16s', '8s', '8s-atonce', 'vgg16')
 VGG16_TRUNK = [f'conv{s}_{i}' for s, n in enumerate(VGG16_STAGES, start=1)

@@ -12,7 +12,7 @@ mean/std (configs/*tvweights*).
 import argparse
 
 from fcn_plugin.utils.io import atomic_torch_save, load_weights_only
-from fcn_plugin.utils.vgg_keys import vgg_to_backbone
+from fcn_plugin.converters.vgg_keys import vgg_to_backbone
 
 
 def main(argv=None):

@@ -25,7 +25,7 @@ val_split = ''
 derived_data_root = data_root
 derived_classes = classes
 derived_palette = palette
-# CheckSegFiles/CheckSegSample (fcn_plugin.datasets.validation): a missing, empty, truncated or
+# CheckSegFiles/CheckSegSample (fcn_plugin.datasets.transforms): a missing, empty, truncated or
 # corrupt file, a label value outside 0..K-1/255 (K = len(classes), filled in by the dataset) or
 # a label/image size mismatch stops with one error naming the file. In test_pipeline
 # LoadImageFromFile stays first: mmseg's inference API replaces the first step.

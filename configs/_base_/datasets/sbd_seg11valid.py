@@ -17,7 +17,7 @@ derived_data_root = data_root
 prepare_cmd = ('python tools/dataset_converters/sbd.py data/sbd/benchmark_RELEASE/dataset '
                'data/VOCdevkit/VOC2012 --voc2011-val '
                'data/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt')
-# CheckSegFiles/CheckSegSample (fcn_plugin.datasets.validation): a missing, empty, truncated or
+# CheckSegFiles/CheckSegSample (fcn_plugin.datasets.transforms): a missing, empty, truncated or
 # corrupt file, a label value outside 0..20/255 or a label/image size mismatch stops with one
 # error naming the file. In test_pipeline LoadImageFromFile stays first: mmseg's inference API
 # replaces the first step (and finds the loader by that name).

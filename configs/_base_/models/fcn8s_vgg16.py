@@ -4,7 +4,6 @@
 # mean subtracted, no division by a std and no scaling by 1/255.
 # The plugin is imported by ../fcn_runtime.py (custom_imports); include it, or set
 # custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False) yourself.
-norm_cfg = None  # VGG16 has no normalisation layers
 # Classes of the head's softmax: 21 on VOC; binary segmentation is num_classes = 2 (softmax over
 # two classes, as in the paper; not mmseg's out_channels=1 sigmoid). A child config's
 # `num_classes = K` reaches the head (and the data checks): the fields below record the value

@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 
 from ..layers.bilinear_upsample import BilinearUpsample
 from ..layers.coord_map import CoordMap
-from ..layers.crop import common_window, crop_to_input, input_crop_start
+from ..layers.crop import crop_to_input, input_crop_start, window_start
 from ..layers.skip_fusion import SkipFusion
 from ..layers.upsampling_plan import UpsamplingPlan, plan_upsampling
 
@@ -152,16 +152,16 @@ class FCNSkipHead(BaseDecodeHead):
 
         These are where the skip scores (or, for other geometries, the upsampled scores) start
         in the larger blob; ``[19]``, ``[5, 27]`` and ``[5, 9, 31]`` on the reference trunk.
-        The same plan and window code as :meth:`forward`.
+        The steps of :meth:`forward` without the tensors: its plan, each fusion's upsampled map
+        and :func:`window_start` (where :func:`common_window` starts its crops), then
+        :func:`input_crop_start` (where :func:`crop_to_input` starts).
         """
         maps = tuple(coord_maps or self.in_coord_maps)
         plan = self._plan(maps)
         cmap, offsets = maps[-1], []
-        for fusion, fine_map, k in zip(self.fusions, plan.fine_maps, plan.kernels):
-            # where the windows start does not depend on the blobs' sizes (as long as they
-            # overlap), so any large size gives the offsets forward() uses
-            start_up, start_fine, _, cmap = common_window(
-                fusion.upsample.coord_map_through(cmap, k), 1 << 20, fine_map, 1 << 20)
+        for fusion, fine_map, kernel in zip(self.fusions, plan.fine_maps, plan.kernels):
+            start_up, start_fine, cmap = window_start(
+                fusion.upsample.coord_map_through(cmap, kernel), fine_map)
             offsets.append(start_up + start_fine)  # one of the two starts is 0
         offsets.append(input_crop_start(CoordMap(1, plan.final_offset)))
         return offsets

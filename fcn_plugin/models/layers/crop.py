@@ -25,16 +25,22 @@ def common_window(a: CoordMap, size_a: int, b: CoordMap, size_b: int
     scores cover the upsampled coarse scores, so this is the reference's crop of the skip scores at
     5 (pool4) or 9 (pool3); other backbones may need the upsampled scores cropped instead.
     """
-    if a.stride != b.stride:
-        raise ValueError(f'cannot overlap grids of strides {a.stride} and {b.stride}')
-    start = max(a.offset, b.offset)
-    start_a = _as_index((start - a.offset) / a.stride, 'crop')
-    start_b = _as_index((start - b.offset) / b.stride, 'crop')
+    start_a, start_b, cmap = window_start(a, b)
     # sym_min: under torch.export (ONNX export) the sizes are symbolic and so is the length
     length = sym_min(size_a - start_a, size_b - start_b)
     if length <= 0:
         raise ValueError(f'feature maps of sizes {size_a} and {size_b} do not overlap')
-    return start_a, start_b, length, CoordMap(a.stride, start)
+    return start_a, start_b, length, cmap
+
+
+def window_start(a: CoordMap, b: CoordMap) -> Tuple[int, int, CoordMap]:
+    """Where two grids of one stride start to overlap: ``(start_a, start_b, map)``, the part of
+    :func:`common_window` that does not depend on the blobs' sizes (one of the starts is 0)."""
+    if a.stride != b.stride:
+        raise ValueError(f'cannot overlap grids of strides {a.stride} and {b.stride}')
+    start = max(a.offset, b.offset)
+    return (_as_index((start - a.offset) / a.stride, 'crop'),
+            _as_index((start - b.offset) / b.stride, 'crop'), CoordMap(a.stride, start))
 
 
 def input_crop_start(cmap: CoordMap) -> int:

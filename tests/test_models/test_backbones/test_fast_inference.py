@@ -9,8 +9,8 @@ from fcn_plugin.models import VGG
 from fcn_plugin.models.backbones import vgg_core_forward
 from fcn_plugin.models.layers import core_window, fast_conv
 from fcn_plugin.models.layers.bilinear_upsample import BilinearUpsample
-from fcn_plugin.utils.plain_fcn import VARIANTS, PlainFCN
-from fcn_plugin.utils.torchfcn_keys import torchfcn_to_mmseg
+from fcn_plugin.converters.plain_fcn import VARIANTS, PlainFCN
+from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 

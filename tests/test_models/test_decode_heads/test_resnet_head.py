@@ -8,12 +8,11 @@ from mmseg.registry import MODELS
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.models import CoordMap
-from test_fcn_models import ROOT, preprocess
 
 
 @pytest.fixture(scope='module')
-def resnet_fcn8s():
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/fcn8s_r50_voc12aug.py'))
+def resnet_fcn8s(repo_root):
+    cfg = Config.fromfile(osp.join(repo_root, 'configs/fcn8s_r50_voc12aug.py'))
     assert cfg.model.decode_head.type == 'FCNSkipHead'
     cfg.model.backbone.norm_cfg = dict(type='BN', requires_grad=True)  # no SyncBN on one CPU
     cfg.model.auxiliary_head.norm_cfg = dict(type='BN', requires_grad=True)
@@ -30,7 +29,7 @@ def test_offsets_on_centred_resnet_maps(resnet_fcn8s):
     assert head.crop_offsets() == [1, 1, 7]
 
 
-def test_resnet_fcn8s_loss_and_full_size_logits(resnet_fcn8s):
+def test_resnet_fcn8s_loss_and_full_size_logits(resnet_fcn8s, preprocess):
     model = resnet_fcn8s.eval()
     with torch.no_grad():
         model.decode_head.conv_seg.weight.normal_()

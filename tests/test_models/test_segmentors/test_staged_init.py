@@ -2,9 +2,6 @@
 import torch
 from mmengine.runner import load_checkpoint, save_checkpoint
 
-from test_converters import randomize
-from test_fcn_models import build
-
 
 def shared_and_new(previous, model):
     prev = previous.state_dict()
@@ -13,7 +10,7 @@ def shared_and_new(previous, model):
     return shared, new
 
 
-def test_fcn16s_from_fcn32s_then_fcn8s_from_fcn16s(tmp_path):
+def test_fcn16s_from_fcn32s_then_fcn8s_from_fcn16s(tmp_path, build, randomize):
     fcn32s = randomize(build('32s'))
     save_checkpoint(fcn32s.state_dict(), str(tmp_path / 'fcn32s.pth'))
     fcn16s = build('16s')

@@ -1,8 +1,8 @@
 """VOC-style label maps as palette PNGs (the format of ``SegmentationClass/``)."""
-import os
-
 import numpy as np
 from PIL import Image
+
+from .io import atomic_write
 
 
 def voc_palette(num: int = 256) -> np.ndarray:
@@ -20,9 +20,9 @@ def voc_palette(num: int = 256) -> np.ndarray:
 
 
 def save_label_png(label: np.ndarray, path: str) -> None:
-    """Save an ``(H, W)`` label map as a VOC palette PNG, atomically (temporary file, rename)."""
+    """Save an ``(H, W)`` label map as a VOC palette PNG, atomically
+    (:func:`~fcn_plugin.utils.io.atomic_write`)."""
     img = Image.fromarray(np.asarray(label).astype(np.uint8), mode='P')
     img.putpalette(voc_palette().flatten().tolist())
-    tmp = path + '.tmp.png'
-    img.save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        img.save(tmp)

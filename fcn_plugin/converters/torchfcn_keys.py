@@ -1,6 +1,6 @@
 """Key mapping between pytorch-fcn (torchfcn) checkpoints and fcn_plugin's mmseg models.
 
-pytorch-fcn names layers as the reference (FCN_REFERENCE.md section 5); fcn_plugin keeps the
+pytorch-fcn names layers as the reference (docs/fcn_reference.md section 5); fcn_plugin keeps the
 trunk's names under ``backbone.`` and names the head's layers by role:
 
 =====================  =====================================================

@@ -20,7 +20,7 @@ yielding half a net. Pure Python and numpy; blob data is decoded with ``numpy.fr
 528 MB VGG16 classifier reads in seconds.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 
@@ -159,9 +159,7 @@ def _blob_shape(buf: memoryview, span: Tuple[int, int]) -> List[int]:
 
 def _blob(buf: memoryview, span: Tuple[int, int]) -> np.ndarray:
     """A ``BlobProto``: its data (float32, or float64 from ``double_data``) in its shape."""
-    shape: Optional[List[int]] = None
-    legacy = {}
-    chunks = {np.float32: [], np.float64: []}
+    shape, legacy, chunks = None, {}, {np.float32: [], np.float64: []}
     pos, end = span
     while pos < end:
         number, wire, value, value_pos, pos = _field(buf, pos, end)
@@ -182,15 +180,10 @@ def _blob(buf: memoryview, span: Tuple[int, int]) -> np.ndarray:
                 raise CaffeModelError(f'blob data field {number} has wire type {wire}')
     if chunks[np.float32] and chunks[np.float64]:
         raise CaffeModelError('a blob has both float and double data')
-    data_chunks = chunks[np.float32] or chunks[np.float64]
-    if data_chunks:
-        data = np.concatenate(data_chunks) if len(data_chunks) > 1 else data_chunks[0]
-    else:
-        data = np.zeros(0, np.float32)
-    if shape is None and legacy:
-        shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)]
-    if shape is None:
-        shape = [data.size]
+    data_chunks = chunks[np.float32] or chunks[np.float64] or [np.zeros(0, np.float32)]
+    data = np.concatenate(data_chunks) if len(data_chunks) > 1 else data_chunks[0]
+    if shape is None:  # the legacy 4-d shape, else a vector
+        shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)] if legacy else [data.size]
     if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.int64)) != data.size:
         raise CaffeModelError(f'a blob of shape {tuple(shape)} has {data.size} values')
     return data.astype(data.dtype.newbyteorder('='), copy=False).reshape(shape)

@@ -1,4 +1,4 @@
-"""A plain-PyTorch FCN written straight from ../shared/FCN_REFERENCE.md (sections 1-2).
+"""A plain-PyTorch FCN written straight from docs/fcn_reference.md (sections 1-2).
 
 Not used by the plugin's models: it is the yardstick they are checked against. The tests use it
 as the independent "original network" (no mmseg, no fcn_plugin layers, the published crop
@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .torchfcn_keys import mmseg_to_torchfcn
 
 VGG16_STAGES = (2, 2, 3, 3, 3)
 VARIANTS = ('32s', '16s', '8s', '8s-atonce')
@@ -114,7 +116,6 @@ def plain_fcn_like(model) -> PlainFCN:
     """A :class:`PlainFCN` with the weights and geometry of an fcn_plugin VGG16 ``EncoderDecoder``
     (conv1_1's padding and fc6's kernel as configured; with other than the reference's, the crop
     offsets are the head's derived ones, e.g. 1, 1, 15 for the tiny demo config)."""
-    from .torchfcn_keys import mmseg_to_torchfcn
     variant = fcn_variant(model.decode_head)
     state = mmseg_to_torchfcn(model.state_dict(), variant)
     first_pad = model.backbone.conv1_1.padding[0]

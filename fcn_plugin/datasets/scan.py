@@ -1,0 +1,90 @@
+"""Load and check many samples of a dataset, in worker processes: what ``tools/check_dataset.py``
+runs over every sample, and ``ValidatedDataset(precheck='full')`` at build time."""
+import contextlib
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+
+from .label_checks import COLOUR, value_counts
+from .transforms import BadSampleError
+
+if TYPE_CHECKING:  # the wrapper imports this module
+    from .validated_dataset import ValidatedDataset
+
+
+def _scan_one(wrapper: 'ValidatedDataset', index: int
+              ) -> Tuple[Optional[BadSampleError], Optional[Dict[int, int]]]:
+    """Load sample ``index`` and check it: ``(error or None, label value counts or None)``.
+    The counts are taken before :class:`CheckSegSample`, so labels with bad values count too."""
+    transforms = wrapper.dataset.pipeline.transforms
+    counts = None
+    try:
+        results = wrapper.load_and_check(index, transforms[:wrapper.check_index])
+        label = results.get('gt_seg_map') if isinstance(results, dict) else None
+        if label is not None and np.ndim(label) == 2:
+            counts = value_counts(label)
+        elif label is not None:
+            counts = {COLOUR: 1}
+        if results is not None:
+            wrapper.load_and_check(index, transforms[wrapper.check_index:wrapper.check_index + 1],
+                                   results)
+    except BadSampleError as error:
+        return error, counts
+    return None, counts
+
+
+# The dataset of a pool worker, given by the pool's initializer: inherited through fork, so
+# that the dataset need not be picklable and is not sent with each task.
+_worker_dataset: Optional['ValidatedDataset'] = None
+
+
+def _init_worker(wrapper: 'ValidatedDataset') -> None:
+    global _worker_dataset
+    _worker_dataset = wrapper
+
+
+def _scan_in_worker(index: int):
+    return (index, ) + _scan_one(_worker_dataset, index)
+
+
+def scan_dataset(wrapper: 'ValidatedDataset',
+                 indices: Optional[Iterable[int]] = None,
+                 workers: int = 0,
+                 progress: bool = True,
+                 desc: str = 'checking',
+                 label_counts: Optional[Dict[str, Dict[int, int]]] = None
+                 ) -> List[BadSampleError]:
+    """Load and check samples (only the loading transforms and the checks, no augmentation);
+    return one :class:`BadSampleError` per bad sample, in dataset order.
+
+    ``wrapper`` is a :class:`~.validated_dataset.ValidatedDataset`; ``indices`` index the
+    dataset it wraps (default: all). ``workers > 1`` checks in that many processes (forked).
+    ``label_counts``, if given, is filled with ``{label path: {value: pixel count}}`` of every
+    label loaded (for :func:`~.label_checks.analyze_labels`).
+    """
+    wrapper.dataset.full_init()
+    indices = list(range(len(wrapper.dataset)) if indices is None else indices)
+    found = {}
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(indices) > 1:
+            import multiprocessing
+            pool = stack.enter_context(multiprocessing.get_context('fork').Pool(
+                workers, initializer=_init_worker, initargs=(wrapper, )))
+            results = pool.imap_unordered(_scan_in_worker, indices, chunksize=8)
+        else:
+            results = ((i, ) + _scan_one(wrapper, i) for i in indices)
+        if progress:
+            from tqdm import tqdm
+            results = stack.enter_context(
+                tqdm(results, total=len(indices), desc=desc, unit='img', dynamic_ncols=True))
+        for index, error, counts in results:
+            if error is not None:
+                found[index] = error
+            if counts is not None and label_counts is not None:
+                label_counts[_label_path(wrapper, index)] = counts
+    return [found[i] for i in sorted(found)]
+
+
+def _label_path(wrapper: 'ValidatedDataset', index: int) -> str:
+    info = wrapper.dataset.get_data_info(index)
+    return info.get('seg_map_path') or info.get('img_path') or f'sample {index}'
