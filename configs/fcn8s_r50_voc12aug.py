@@ -56,9 +56,15 @@ custom_hooks = [
     # --resume continues the work dir's newest complete checkpoint (repairing last_checkpoint);
     # with load_from also set, load_from only starts a run whose work dir has no checkpoint
     dict(type='ResumeHook'),
+    # a checkpoint that does not fit the model is an error naming the keys (load_from in
+    # training: only the new stage's score layers may be missing)
+    dict(type='CheckpointFitHook'),
     # before the first iteration, read the label files and stop on labels that cannot be right
     # (all void, binary masks saved as 0/255, colours...), naming the fix
     dict(type='DataCheckHook'),
+    # --resume --cfg-options optim_wrapper.optimizer.lr=X continues at X (schedule scaled), not
+    # at the saved lr
+    dict(type='LrOverrideHook'),
     # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir
     dict(type='ConfusionMatrixHook'),
 ]

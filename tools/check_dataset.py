@@ -5,8 +5,10 @@
 
 For the train/val/test datasets of CONFIG (each distinct one once), every listed image and label
 must exist, and each sample is loaded by the dataset's own loading transforms and checked as in
-training (``fcn_plugin.datasets.transforms``): whole JPEG/PNG files, decodable, label
-single-channel with values in ``0..num_classes-1`` or 255, label and image of the same size.
+training (``fcn_plugin.datasets.transforms``): whole JPEG/PNG files, headers within the pixel
+limit (``CheckSegFiles(max_pixels)``, 100 Mpixel by default: checked before anything is
+decoded, so a decompression bomb costs no memory), decodable, label single-channel with values
+in ``0..num_classes-1`` or 255, label and image of the same size; a symlink loop is named as one.
 Only loading is done (no augmentation, no model), in ``--workers`` processes, with a progress bar.
 Every bad file is printed as ``<path>: <problem>``. Then each split's labels are judged as a
 whole (``fcn_plugin.datasets.label_checks.analyze_labels``): errors for a split whose labels are
@@ -30,11 +32,12 @@ from mmengine.registry import init_default_scope
 import_plugin()
 
 from fcn_plugin.datasets.label_checks import analyze_labels  # noqa: E402
-from fcn_plugin.datasets.missing_files import missing_files  # noqa: E402
+from fcn_plugin.datasets.missing_files import file_problem, missing_files  # noqa: E402
 from fcn_plugin.datasets.scan import scan_dataset  # noqa: E402
 from fcn_plugin.datasets.transforms import BadSampleError  # noqa: E402
 from fcn_plugin.datasets.validated_dataset import ValidatedDataset  # noqa: E402
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
+from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 from mmseg.registry import DATASETS  # noqa: E402
 
 
@@ -71,7 +74,7 @@ def list_missing(dataset) -> List[BadSampleError]:
         dataset.check_files = False  # built lazily: nothing is loaded yet
     dataset.full_init()
     infos = (dataset.get_data_info(i) for i in range(len(dataset)))
-    return [BadSampleError(path, 'file not found', i) for i, path in missing_files(infos)]
+    return [BadSampleError(path, file_problem(path), i) for i, path in missing_files(infos)]
 
 
 def missing_folders(cfg: dict) -> str:
@@ -161,4 +164,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'tools/check_dataset.py')  # a user's error: one final line on stderr

@@ -26,10 +26,14 @@ from PIL import Image
 
 import_plugin()
 
+from fcn_plugin.datasets.file_checks import MAX_PIXELS, inspect_file  # noqa: E402
+from fcn_plugin.datasets.missing_files import file_problem  # noqa: E402
+from fcn_plugin.datasets.transforms import BadSampleError  # noqa: E402
 from fcn_plugin.utils.label_png import save_label_png  # noqa: E402
 from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
                                                 apply_inference_args)
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
+from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 from mmseg.apis import inference_model, init_model  # noqa: E402
 from mmseg.visualization import SegLocalVisualizer  # noqa: E402
 
@@ -45,7 +49,22 @@ def list_images(path: str) -> list:
         if files:
             return files
         raise SystemExit(f'tools/infer.py: no images ({", ".join(IMAGE_EXTS)}) in {path}')
-    raise SystemExit(f'tools/infer.py: {path} is neither an image file nor a folder')
+    raise SystemExit(f'tools/infer.py: {path} is neither an image file nor a folder '
+                     f'({file_problem(path)})')
+
+
+def _max_pixels(cfg) -> int:
+    """The pixel limit of the test pipeline's CheckSegFiles (configs/_base_/datasets)."""
+    steps = [t for t in cfg.get('test_pipeline') or [] if t.get('type') == 'CheckSegFiles']
+    return steps[0].get('max_pixels', MAX_PIXELS) if steps else MAX_PIXELS
+
+
+def check_image(path: str, max_pixels: int) -> None:
+    """Raise BadSampleError naming ``path`` if it is truncated, corrupt or over the pixel limit
+    (from its header: nothing is decoded; fcn_plugin.datasets.file_checks)."""
+    problem, _ = inspect_file(path, max_pixels)
+    if problem:
+        raise BadSampleError(path, problem)
 
 
 def parse_args(argv=None):
@@ -71,6 +90,9 @@ def main(argv=None):
     images = list_images(args.images)
     os.makedirs(args.out, exist_ok=True)
     cfg = apply_inference_args(load_config(args.config), args, 'tools/infer.py')
+    max_pixels = _max_pixels(cfg)
+    for path in images:  # every header before decoding any: no bomb, no truncated file
+        check_image(path, max_pixels)
     model = init_model(cfg, args.checkpoint, device=args.device)
     visualizer = SegLocalVisualizer(alpha=args.opacity)
     visualizer.dataset_meta = dict(
@@ -85,6 +107,7 @@ def main(argv=None):
         gt_path = osp.join(args.gt_dir, name + '.png') if args.gt_dir else None
         has_gt = gt_path is not None and osp.isfile(gt_path)
         if has_gt:
+            check_image(gt_path, max_pixels)
             gt = torch.from_numpy(np.array(Image.open(gt_path)).astype(np.int64))[None]
             result.gt_sem_seg = PixelData(data=gt)
         panels = [image]
@@ -101,4 +124,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main, 'tools/infer.py'))

@@ -22,6 +22,7 @@ from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E40
                                                 apply_inference_args)
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
+from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 
 
 def parse_args():
@@ -127,4 +128,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'tools/test.py')  # a user's error: one final line on stderr

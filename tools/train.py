@@ -28,6 +28,7 @@ import_plugin()
 
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
+from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 
@@ -115,4 +116,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'tools/train.py')  # a user's error: one final line on stderr

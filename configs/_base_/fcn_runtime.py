@@ -22,20 +22,27 @@ env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(timeout=600))
 #   logger=dict(type='RankZeroLoggerHook', ...): LoggerHook's arguments; after a distributed
 #     test only rank 0 writes the metrics JSON
 custom_hooks = [
-    # --resume continues the work dir's newest complete checkpoint (repairing a missing or
-    # stale last_checkpoint); with load_from also set (a stage initialised from the previous
+    # --resume continues the work dir's highest-numbered complete checkpoint (repairing a
+    # missing or stale last_checkpoint); with load_from also set (a stage initialised from the previous
     # one) it starts from load_from only while the work dir holds no checkpoint
     dict(type='ResumeHook'),
     # before the first iteration: pretrained files exist, head in_channels match the backbone,
     # num_classes matches the dataset; errors name the config key
     dict(type='ConfigCheckHook'),
+    # a checkpoint that does not fit the model is an error naming the keys: load_from in training
+    # may only lack the new stage's score layers; test, val and --resume need every weight
+    dict(type='CheckpointFitHook'),
     # before the first iteration: reads the label files (all, or 1000 spread over a large split,
     # 30 s at most) and stops on labels that cannot be right (all void, binary masks saved as
     # 0/255 or two grey levels, colours, values outside the classes), naming files and the fix
     # (tools/dataset_converters/masks2labels.py); warns about classes without pixels
     dict(type='DataCheckHook'),
-    # a NaN/inf loss stops the run before it can be checkpointed; the message names the cause
+    # a NaN/inf loss or weight stops the run, and no checkpoint holding NaN/inf is written or
+    # resumed; the message names the cause, the last finite checkpoint and the command to resume
+    # it at a lower lr (check_interval: check the weights every N iterations, 0: at saves only)
     dict(type='DivergenceHook'),
+    # --resume --cfg-options optim_wrapper.optimizer.lr=X continues at X, not at the saved lr
+    dict(type='LrOverrideHook'),
     # iteration i draws its random numbers from (seed, i): --resume is bit-identical on CPU
     dict(type='ExactResumeHook'),
     # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir

@@ -1,5 +1,6 @@
 """Datasets: VOC layout and your own folders of images and label PNGs, with early, clear errors
-on missing data (:mod:`.missing_files`); per-sample checks (:mod:`.transforms`), a wrapper that
+on missing data (:mod:`.missing_files`); per-file checks before decoding (:mod:`.file_checks`:
+truncated files, decompression bombs), per-sample checks (:mod:`.transforms`), a wrapper that
 raises or skips bad samples (:mod:`.validated_dataset`), a parallel scan of a whole dataset
 (:mod:`.scan`) and split-level label checks (:mod:`.label_checks`); a sampler that a resumed run
 starts at its position without loading the skipped data."""

@@ -5,8 +5,8 @@ from typing import List, Optional
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .missing_files import missing_files
-from .transforms import CheckSegSample
+from .missing_files import missing_files, with_problem
+from .transforms import CheckSegSample, check_files_first
 
 
 @DATASETS.register_module()
@@ -47,6 +47,15 @@ class CustomSegDataset(BaseSegDataset):
                 transform.num_classes = len(self.metainfo['classes'])
                 transform.ignore_index = self.ignore_index
 
+    # ValidatedDataset relies on this: the sample's files are checked before the pipeline
+    checks_files_first = True
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output for sample ``idx``, its files checked first
+        (:func:`~.transforms.check_files_first`: no truncated file or decompression bomb is
+        decoded, even by a test pipeline starting with ``LoadImageFromFile``)."""
+        return self.pipeline(check_files_first(self.pipeline, self.get_data_info(idx)))
+
     def _fail(self, message: str) -> None:
         how = (f' Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else
                ' Check data_root, data_prefix, img_suffix, seg_map_suffix and ann_file in the '
@@ -74,11 +83,11 @@ class CustomSegDataset(BaseSegDataset):
         if missing:
             self._fail(f'{len(missing)} of {len(data_list)} images listed by '
                        f'{self.ann_file} not found (img_suffix={self.img_suffix!r}), e.g. '
-                       f'{missing[0][1]}')
+                       f'{with_problem(missing[0][1])}')
         missing = missing_files(data_list, ['seg_map_path'])
         if missing:
             self._fail(f'{len(missing)} of {len(data_list)} images have no label ending with '
                        f'seg_map_suffix={self.seg_map_suffix!r} in {seg_dir}, e.g. '
-                       f'{missing[0][1]} (for {data_list[missing[0][0]]["img_path"]} and the '
-                       'like)')
+                       f'{with_problem(missing[0][1])} (for '
+                       f'{data_list[missing[0][0]]["img_path"]} and the like)')
         return data_list

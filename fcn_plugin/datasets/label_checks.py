@@ -13,7 +13,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .transforms import CONVERT_CMD
+from .transforms import CONVERT_CMD, CheckSegFiles, inspect_file
 
 COLOUR = -1  # value_counts key of a label that is not single-channel (a colour image)
 
@@ -174,18 +174,22 @@ def count_labels(dataset,
     the dataset's ``reduce_zero_label`` and ``label_map``), images untouched.
 
     All files if there are at most ``max_files``, else ``max_files`` evenly spread over the
-    dataset; stops after ``time_limit`` seconds. Unreadable files are left out (the per-sample
-    checks name them). Returns ``(counts, number of label files in the dataset)``.
+    dataset; stops after ``time_limit`` seconds. Unreadable files, and those whose header
+    declares more pixels than the dataset's ``CheckSegFiles(max_pixels)`` allows, are left out
+    undecoded (the per-sample checks name them). Returns ``(counts, number of label files in
+    the dataset)``.
     """
     from mmseg.datasets.transforms import LoadAnnotations
     infos = []
     for leaf in _leaf_datasets(dataset):
         if hasattr(leaf, 'full_init'):
             leaf.full_init()
+        check = next((t for t in getattr(getattr(leaf, 'pipeline', None), 'transforms', [])
+                      if isinstance(t, CheckSegFiles)), CheckSegFiles())
         for i in range(len(leaf)):
             info = leaf.get_data_info(i)
             if info.get('seg_map_path'):
-                infos.append(info)
+                infos.append(dict(info, max_pixels=check.max_pixels))
     total = len(infos)
     if max_files is not None and total > max_files:
         infos = [infos[int(i)] for i in np.linspace(0, total - 1, max_files)]
@@ -198,6 +202,8 @@ def count_labels(dataset,
                        reduce_zero_label=info.get('reduce_zero_label', False),
                        label_map=info.get('label_map'))
         try:
+            if inspect_file(info['seg_map_path'], info['max_pixels'])[0]:
+                continue  # not decoded: missing, corrupt, too large (a bomb)
             label = LoadAnnotations()(results)['gt_seg_map']
         except Exception:  # missing or corrupt: the per-sample checks name it
             continue

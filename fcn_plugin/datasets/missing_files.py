@@ -5,10 +5,13 @@
 :class:`~.custom.CustomSegDataset` raise at build time (unless built with ``check_files=False``),
 :class:`~.validated_dataset.ValidatedDataset` raises or drops the samples, and
 ``tools/check_dataset.py`` builds the dataset with ``check_files=False`` and lists every
-missing file.
+missing file. :func:`file_problem` says why a path is not a readable file: not found, a folder,
+a broken symlink, a symlink loop (``os.path.exists`` is ``False`` on a loop too), no permission.
 """
-import os.path as osp
-from typing import Iterable, List, Sequence, Tuple
+import errno
+import os
+import stat
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 PATH_KEYS = ('img_path', 'seg_map_path')
 
@@ -18,15 +21,45 @@ def sample_paths(info: dict, keys: Sequence[str] = PATH_KEYS) -> List[str]:
     return [info[k] for k in keys if info.get(k)]
 
 
+def file_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a regular file that can be opened (``None``: it is one)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return ('symlink loop (the link resolves back to itself, ELOOP): point it at the '
+                    'real file or replace it with the file')
+        if error.errno == errno.ENOENT and os.path.islink(path):
+            return f'broken symlink (its target {os.readlink(path)} does not exist)'
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            return 'file not found'
+        return f'cannot be read ({error.strerror or error})'
+    if stat.S_ISDIR(mode):
+        return 'file not found (a folder)'
+    if not stat.S_ISREG(mode):
+        return 'not a regular file (a pipe, socket or device)'
+    if not os.access(path, os.R_OK):
+        return 'cannot be read (permission denied)'
+    return None
+
+
 def missing_files(infos: Iterable[dict],
                   keys: Sequence[str] = PATH_KEYS) -> List[Tuple[int, str]]:
     """``(index, path)`` of every file named by ``infos`` (a data list, in order; ``keys``: which
-    paths of each entry) that is not an existing file."""
+    paths of each entry) that is not an existing, readable file (:func:`file_problem`)."""
     return [(i, path) for i, info in enumerate(infos) for path in sample_paths(info, keys)
-            if not osp.isfile(path)]
+            if file_problem(path)]
 
 
 def describe_missing(missing: Sequence[Tuple[int, str]], listed_by: str, shown: int = 5) -> str:
-    """``'N file(s) listed by <listed_by> are missing: a; b; ...'`` (the first ``shown``)."""
-    names = '; '.join(p for _, p in missing[:shown]) + ('; ...' if len(missing) > shown else '')
+    """``'N file(s) listed by <listed_by> are missing: a; b (symlink loop ...); ...'`` (the first
+    ``shown``, each with its problem unless it is simply not found)."""
+    names = '; '.join(with_problem(p) for _, p in missing[:shown]) + (
+        '; ...' if len(missing) > shown else '')
     return f'{len(missing)} file(s) listed by {listed_by} are missing: {names}'
+
+
+def with_problem(path: str) -> str:
+    """``path``, followed by its problem in brackets unless it is simply not found."""
+    problem = file_problem(path)
+    return path if problem in (None, 'file not found') else f'{path} ({problem})'

@@ -4,25 +4,30 @@
 - :class:`CheckSegFiles` (before loading): the files exist and are not empty; JPEG and PNG files
   are whole (the JPEG end-of-image marker, the PNG ``IEND`` chunk: OpenCV decodes a truncated
   JPEG without an error, filling the missing rows with grey) and PNG chunks pass their
-  checksums; headers decode, sizes are plausible, image and label have the same size.
+  checksums; headers decode, sizes are plausible and at most ``max_pixels`` (no decompression
+  bomb is decoded), image and label have the same size (:func:`~.file_checks.inspect_file`).
+  Our datasets and :class:`~.validated_dataset.ValidatedDataset` run it before the pipeline
+  (:func:`check_files_first`), so it also guards test pipelines that must start with
+  ``LoadImageFromFile`` (mmseg's inference API replaces their first step).
 - :class:`CheckSegSample` (after loading): the image is a non-empty 2-D/3-D array; the label is
   single-channel, has the image's size and only values in ``{0..num_classes-1, ignore_index}``.
 
 :class:`~.validated_dataset.ValidatedDataset` inserts both into a dataset's pipeline.
 """
-import os.path as osp
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from .file_checks import (JPEG_MAGIC, MAX_PIXELS, PNG_MAGIC, allow_in_pillow,  # noqa: F401
+                          inspect_file)
 from .missing_files import PATH_KEYS
 
 # the converter of masks (0/255, grey levels, colours) to index labels, named in errors
 CONVERT_CMD = 'python tools/dataset_converters/masks2labels.py'
-JPEG_MAGIC = b'\xff\xd8\xff'
-PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+# set in a sample's results once CheckSegFiles has passed it (a later CheckSegFiles skips it)
+CHECKED_KEY = 'seg_files_checked'
 
 
 class BadSampleError(ValueError):
@@ -43,68 +48,36 @@ class BadSampleError(ValueError):
         return BadSampleError, (self.path, self.problem, self.index)
 
 
-def inspect_file(path: str, max_pixels: int = 1 << 28
-                 ) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
-    """``(problem, (height, width))`` of an image or label file, judged without decoding pixels.
-
-    ``problem`` is ``None`` if nothing is wrong; the size is ``None`` if unknown. Read: the
-    header, the last 4 KiB (JPEG end-of-image marker, PNG ``IEND``) and, for PNG, the chunks
-    with their checksums (``PIL.Image.verify``); formats Pillow does not know must be readable
-    by OpenCV (``cv2.haveImageReader``).
-    """
-    if not osp.isfile(path):
-        return 'file not found' + (' (a folder)' if osp.isdir(path) else ''), None
-    size = osp.getsize(path)
-    if size == 0:
-        return 'empty file (0 bytes)', None
-    with open(path, 'rb') as f:
-        head = f.read(8)
-        f.seek(max(0, size - 4096))
-        tail = f.read()
-    is_jpeg, is_png = head.startswith(JPEG_MAGIC), head.startswith(PNG_MAGIC)
-    if is_jpeg and b'\xff\xd9' not in tail:
-        return 'truncated JPEG (no end-of-image marker): re-copy or re-download it', None
-    if is_png and b'IEND' not in tail:
-        return 'truncated PNG (no IEND chunk): re-copy or re-convert it', None
-    from PIL import Image
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if is_png:
-                image.verify()  # every chunk's CRC, without decompressing
-    except Image.DecompressionBombError as error:
-        return f'image too large ({error})', None
-    except Exception as error:  # Pillow raises many types on bad files
-        if is_jpeg or is_png:
-            kind = 'JPEG' if is_jpeg else 'PNG'
-            return f'corrupt {kind} ({type(error).__name__}: {error})', None
-        import cv2
-        if not cv2.haveImageReader(path):
-            return 'not an image file (neither Pillow nor OpenCV can read its format)', None
-        return None, None  # a format only OpenCV reads: left to the loader
-    if width * height == 0 or width * height > max_pixels:
-        return f'implausible size {width}x{height} in the header', None
-    return None, (height, width)
-
-
-
 @TRANSFORMS.register_module()
 class CheckSegFiles(BaseTransform):
-    """Check a sample's files before they are loaded (see :func:`inspect_file`).
+    """Check a sample's files before they are loaded (see :func:`~.file_checks.inspect_file`).
 
-    Raises :class:`BadSampleError` for the first bad file: missing, empty, truncated JPEG/PNG,
-    corrupt (unreadable header, PNG checksum), an unknown format, or image and label of
-    different sizes (compared from the headers). Place it first in the pipeline;
-    :class:`ValidatedDataset` does that. Cost: a header read per file and the chunks of PNGs,
-    small next to decoding the image.
+    Raises :class:`BadSampleError` for the first bad file: missing, a symlink loop, empty,
+    truncated JPEG/PNG, corrupt (unreadable header, PNG checksum), an unknown format, a header
+    declaring more than ``max_pixels`` pixels, or image and label of different sizes (compared
+    from the headers). Cost: a header read per file and the chunks of PNGs, small next to
+    decoding the image. Our datasets and :class:`ValidatedDataset` run the pipeline's first
+    ``CheckSegFiles`` on each sample before the pipeline (:func:`check_files_first`); then the
+    one in the pipeline passes the sample through.
+
+    Args:
+        max_pixels: the most pixels (width x height) a header may declare; default
+            :data:`~.file_checks.MAX_PIXELS` (100 Mpixel). Pillow's own limit is raised to it
+            if lower.
     """
 
+    def __init__(self, max_pixels: int = MAX_PIXELS) -> None:
+        self.max_pixels = int(max_pixels)
+        allow_in_pillow(self.max_pixels)
+
     def transform(self, results: dict) -> dict:
+        if results.get(CHECKED_KEY):
+            return results
         sizes = {}
         for key in PATH_KEYS:
             path = results.get(key)
             if path:
-                problem, sizes[key] = inspect_file(path)
+                problem, sizes[key] = inspect_file(path, self.max_pixels)
                 if problem:
                     raise BadSampleError(path, problem, results.get('sample_idx'))
         img_size, seg_size = sizes.get('img_path'), sizes.get('seg_map_path')
@@ -113,7 +86,20 @@ class CheckSegFiles(BaseTransform):
                 results['seg_map_path'], f'label size {seg_size[0]}x{seg_size[1]} (HxW) '
                 f'differs from the image {results["img_path"]} ({img_size[0]}x{img_size[1]})',
                 results.get('sample_idx'))
+        results[CHECKED_KEY] = True
         return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(max_pixels={self.max_pixels})'
+
+
+def check_files_first(pipeline, results: dict) -> dict:
+    """``results`` (a data-list entry) checked by the first :class:`CheckSegFiles` of
+    ``pipeline`` (a ``Compose`` or list of transforms; a default one if it has none), before the
+    pipeline decodes anything. Raises :class:`BadSampleError`."""
+    transforms = getattr(pipeline, 'transforms', pipeline) or []
+    check = next((t for t in transforms if isinstance(t, CheckSegFiles)), None)
+    return (check or CheckSegFiles())(results)
 
 
 def label_problem(label: np.ndarray, num_classes: Optional[int],

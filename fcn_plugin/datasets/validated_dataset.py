@@ -9,9 +9,9 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 
-from .missing_files import describe_missing, missing_files, sample_paths
+from .missing_files import describe_missing, file_problem, missing_files, sample_paths
 from .scan import scan_dataset
-from .transforms import BadSampleError, CheckSegFiles, CheckSegSample
+from .transforms import BadSampleError, CheckSegFiles, CheckSegSample, check_files_first
 
 
 def _as_bad_sample(error: Exception, info: dict, index: int) -> BadSampleError:
@@ -118,8 +118,9 @@ class ValidatedDataset:
             summary = describe_missing(missing, getattr(self.dataset, 'ann_file', '') or
                                        'the dataset')
             if self.on_error == 'raise':
-                raise BadSampleError(missing[0][1], f'file not found ({summary}). Run python '
-                                     'tools/check_dataset.py CONFIG to list every bad file.')
+                raise BadSampleError(missing[0][1], f'{file_problem(missing[0][1])} ({summary}). '
+                                     'Run python tools/check_dataset.py CONFIG to list every '
+                                     'bad file.')
             dropped = {i for i, _ in missing}
             indices = [i for i in indices if i not in dropped]
             self.num_skipped += len(dropped)
@@ -156,8 +157,10 @@ class ValidatedDataset:
         info = self.dataset.get_data_info(dataset_index)
         try:
             if transforms is None:
-                return self.dataset.prepare_data(dataset_index)
-            results = info if results is None else results
+                return self._prepare(dataset_index, info)
+            # headers before any decoding (a test pipeline starts with LoadImageFromFile)
+            results = check_files_first(self.dataset.pipeline, info) if results is None \
+                else results
             for transform in transforms:
                 results = transform(results)
                 if results is None:
@@ -165,6 +168,16 @@ class ValidatedDataset:
             return results
         except Exception as error:  # any loader's error, named after the sample's files
             raise _as_bad_sample(error, info, dataset_index) from error
+
+    def _prepare(self, index: int, info: dict):
+        """The wrapped dataset's ``prepare_data(index)``, the sample's files checked first."""
+        dataset = self.dataset
+        if getattr(dataset, 'checks_files_first', False):  # ours: prepare_data checks them
+            return dataset.prepare_data(index)
+        checked = check_files_first(dataset.pipeline, info)
+        if type(dataset).prepare_data is BaseDataset.prepare_data:
+            return dataset.pipeline(checked)
+        return dataset.prepare_data(index)
 
     def __getitem__(self, idx: int) -> dict:
         self.full_init()

@@ -6,6 +6,7 @@ from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 
 from .missing_files import describe_missing, missing_files
+from .transforms import check_files_first
 
 
 @DATASETS.register_module()
@@ -34,6 +35,15 @@ class FCNVOCDataset(PascalVOCDataset):
         self.prepare_cmd = prepare_cmd
         self.check_files = check_files
         super().__init__(ann_file=ann_file, **kwargs)
+
+    # ValidatedDataset relies on this: the sample's files are checked before the pipeline
+    checks_files_first = True
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output for sample ``idx``, its files checked first
+        (:func:`~.transforms.check_files_first`: no truncated file or decompression bomb is
+        decoded, even by a test pipeline starting with ``LoadImageFromFile``)."""
+        return self.pipeline(check_files_first(self.pipeline, self.get_data_info(idx)))
 
     def _fail(self, message: str) -> None:
         how = (f'Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else

@@ -1,25 +1,36 @@
-"""Checkpoints that are either complete or absent.
+"""Checkpoints that are either complete or absent, and no more of them than ``max_keep_ckpts``.
 
 mmengine 0.10.7's ``CheckpointHook`` writes a checkpoint with ``open(path, 'wb').write(bytes)``
 under its final name (``LocalBackend.put``): a job killed during that write leaves a truncated
 ``iter_N.pth``. It also deletes the oldest checkpoint (``max_keep_ckpts``) and the previous best
 one *before* writing the new one, and writes ``work_dir/last_checkpoint`` (what ``--resume``
-reads) non-atomically. :class:`AtomicCheckpointHook` is that hook with those three fixed; what
-``--resume`` does with the files is :class:`~fcn_plugin.engine.resume_hook.ResumeHook`'s.
+reads) non-atomically. :class:`AtomicCheckpointHook` is that hook with those three fixed, a
+surplus checkpoint (a kill between the rename and the deletion) removed at the next save or
+start, and a full disk reported with the space needed; what ``--resume`` does with the files is
+:class:`~fcn_plugin.engine.resume_hook.ResumeHook`'s.
 """
+import contextlib
+import copy
+import errno
 import glob
+import logging
 import os
 import os.path as osp
+from collections import deque
 from typing import List
 
 from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from ..utils.io import atomic_write, atomic_write_text
+from .checkpoint_files import no_space_message, surplus_checkpoints
 
 TMP_PATTERN = '.*.tmp-*'  # fcn_plugin.utils.io.atomic_write's temporary files
+# what a failed save must not change (with the message hub's runtime info)
+_STATE = ('keep_ckpt_ids', 'last_ckpt', 'best_ckpt_path', 'best_ckpt_path_dict')
 
 
 class _DeferredRemovals:
@@ -74,7 +85,18 @@ class AtomicCheckpointHook(CheckpointHook):
       file, which nothing reads; ``before_train`` removes those left by killed runs.
     - ``last_checkpoint`` is written the same way, after the checkpoint it names is complete.
     - Old checkpoints (``max_keep_ckpts``, the previous best) are deleted only once the new
-      checkpoint is complete, so even ``max_keep_ckpts=1`` always keeps one complete checkpoint.
+      checkpoint is complete, so even ``max_keep_ckpts=1`` always keeps one complete checkpoint;
+      the disk needs room for ``max_keep_ckpts + 1`` checkpoints.
+    - Retention follows the files, not only ``keep_ckpt_ids`` (restored from the checkpoint on
+      resume, so blind to a file a killed run did not delete): after each save and at the
+      start, of the ``filename_tmpl`` files in ``out_dir`` numbered up to the current step,
+      the complete ones beyond the ``max_keep_ckpts`` highest are deleted, and truncated zip
+      files (a plain mmengine run killed mid-write) too. Higher-numbered files (another run's)
+      and non-zip files are left alone.
+    - A save that raises (disk full, a ``before_save_checkpoint`` check) leaves no file,
+      deletes nothing and changes neither ``last_checkpoint`` nor ``last_ckpt``/
+      ``keep_ckpt_ids``/``best_ckpt``; a full disk raises ``OSError(ENOSPC)`` naming the
+      checkpoint, the space it needs and the space free.
 
     Our configs select it as ``default_hooks.checkpoint`` (``interval``, ``max_keep_ckpts``...
     as for ``CheckpointHook``). Remote folders (``out_dir`` with a ``scheme://``, or a
@@ -96,58 +118,115 @@ class AtomicCheckpointHook(CheckpointHook):
                     os.remove(tmp)
         if not isinstance(backend, _DeferredRemovals):
             self.file_backend = _DeferredRemovals(backend)
+        self._retain(runner, runner.epoch if self.by_epoch else runner.iter, start=True)
 
     def save_atomically(self, runner, out_dir, filename, *args, **kwargs) -> None:
         """``runner.save_checkpoint(out_dir, filename, ...)``, through a temporary file."""
         if not self._local or not is_main_process():
             runner.save_checkpoint(out_dir, filename, *args, **kwargs)
             return
-        final = osp.join(out_dir, filename)
-        with atomic_write(final) as tmp:
-            runner.save_checkpoint(out_dir, osp.relpath(tmp, out_dir), *args, **kwargs)
+        final, written = osp.join(out_dir, filename), 0
+        try:
+            with atomic_write(final) as tmp:
+                try:
+                    runner.save_checkpoint(out_dir, osp.relpath(tmp, out_dir), *args, **kwargs)
+                finally:
+                    written = osp.getsize(tmp) if osp.isfile(tmp) else 0
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise OSError(exc.errno, no_space_message(
+                final, written, self.filename_tmpl, self.max_keep_ckpts)) from exc
         self._written.append(final)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         """mmengine's, except that old checkpoints are deleted after the new one and
         ``last_checkpoint`` are complete (``self.file_backend`` defers the deletions)."""
         runner = getattr(runner, 'atomic_saves_of', runner)
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
-                                            self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                old_step = self.keep_ckpt_ids.popleft()
-                if is_main_process():
-                    self.file_backend.remove(
-                        self.file_backend.join_path(self.out_dir,
-                                                    self.filename_tmpl.format(old_step)))
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        with self._undone_on_error(runner):
+            if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                                self.keep_ckpt_ids[-1] == step):
+                if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                    old_step = self.keep_ckpt_ids.popleft()
+                    if is_main_process():
+                        self.file_backend.remove(
+                            self.file_backend.join_path(self.out_dir,
+                                                        self.filename_tmpl.format(old_step)))
+                self.keep_ckpt_ids.append(step)
+                runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
-        ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        self.save_atomically(
-            runner,
-            self.out_dir,
-            ckpt_filename,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
-            return
-        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+            ckpt_filename = self.filename_tmpl.format(step)
+            self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+            runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+            self.save_atomically(
+                runner,
+                self.out_dir,
+                ckpt_filename,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+            if not is_main_process():
+                return
+            atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
         self._delete_pending()
+        self._retain(runner, step)
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
         """mmengine's, with atomic writes and the previous best deleted after the new one."""
-        super()._save_best_checkpoint(_AtomicSaves(self, runner), metrics)
+        with self._undone_on_error(runner):
+            super()._save_best_checkpoint(_AtomicSaves(self, runner), metrics)
         if is_main_process():
             self._delete_pending()
+
+    @contextlib.contextmanager
+    def _undone_on_error(self, runner):
+        """On an exception, restore the hook's state and the message hub's runtime info (saved
+        into the next checkpoint) and drop the pending deletions."""
+        info = runner.message_hub.runtime_info
+        saved_info = dict(info)
+        saved = {name: copy.copy(getattr(self, name)) for name in _STATE if hasattr(self, name)}
+        try:
+            yield
+        except BaseException:
+            info.clear()
+            info.update(saved_info)
+            for name, value in saved.items():
+                setattr(self, name, value)
+            if isinstance(self.file_backend, _DeferredRemovals):
+                self.file_backend.pending.clear()
+            self._written = []
+            raise
 
     def _delete_pending(self) -> None:
         if isinstance(self.file_backend, _DeferredRemovals):
             self.file_backend.flush(keep=self._written)
         self._written = []
+
+    def _retain(self, runner, step: int, start: bool = False) -> None:
+        """Delete the surplus and truncated checkpoints numbered up to ``step`` (see the class
+        doc) and make ``keep_ckpt_ids`` the ones kept."""
+        if self.max_keep_ckpts <= 0 or not self._local or not is_main_process():
+            return
+        try:
+            kept, surplus, truncated, later = surplus_checkpoints(
+                self.out_dir, self.filename_tmpl, step, self.max_keep_ckpts)
+        except ValueError:  # a filename_tmpl without exactly one {}: mmengine's retention
+            return
+        for path in surplus + truncated:
+            os.remove(path)
+            print_log(f'Removed {path}: ' + (
+                'a truncated checkpoint' if path in truncated else
+                f'a complete checkpoint beyond max_keep_ckpts={self.max_keep_ckpts} (left by '
+                'a run stopped between saving a checkpoint and deleting the oldest)'),
+                logger='current', level=logging.WARNING)
+        self.keep_ckpt_ids = deque([n for n, _ in kept], self.max_keep_ckpts)
+        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        if start and later:
+            print_log(f'{self.out_dir} holds checkpoints numbered above this run\'s {step} '
+                      f'({osp.basename(later[-1])}): they are left alone, but --resume would '
+                      'continue the highest-numbered one; use another work_dir for a new run.',
+                      logger='current', level=logging.WARNING)

@@ -1,17 +1,13 @@
-"""``--resume``: continue this work dir's own newest complete checkpoint.
+"""``--resume``: continue this work dir's own checkpoint with the highest iteration (epoch).
 
 mmengine's ``Runner.train`` calls every hook's ``before_run`` and only then ``load_or_resume``,
 which resumes from ``load_from`` when it is set, else from the file ``work_dir/last_checkpoint``
 names. :class:`ResumeHook` settles both there, so mmseg's ``tools/train.py``, ``mim train`` and
 ours behave alike.
 """
-import glob
 import logging
-import os
 import os.path as osp
-import re
-import zipfile
-from typing import List, Optional
+from typing import Optional
 
 from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import Hook
@@ -20,36 +16,8 @@ from mmengine.runner import BaseLoop
 from mmseg.registry import HOOKS
 
 from ..utils.io import atomic_write_text
-
-
-def is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` file (zip format, central directory readable).
-
-    A truncated zip has no end-of-central-directory record, so this fails on it without
-    reading (or unpickling) the data.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return bool(archive.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return False
-
-
-def find_newest_complete_checkpoint(directory: str) -> Optional[str]:
-    """The most recently written complete ``iter_N.pth``/``epoch_N.pth`` in ``directory``.
-
-    Newest by modification time (a rename keeps the time the data was written), so a stale
-    higher-numbered checkpoint of an older run in the same folder is not preferred.
-    """
-    candidates: List[str] = [
-        p for p in glob.glob(osp.join(directory, '*.pth'))
-        if re.fullmatch(r'(iter|epoch)_\d+\.pth', osp.basename(p))
-    ]
-    candidates.sort(key=lambda p: (os.path.getmtime(p), p), reverse=True)
-    for path in candidates:
-        if is_complete_checkpoint(path):
-            return path
-    return None
+from .checkpoint_files import (checkpoint_step, find_newest_complete_checkpoint,
+                               is_complete_checkpoint)
 
 
 @HOOKS.register_module()
@@ -63,11 +31,16 @@ class ResumeHook(Hook):
       checkpoint; mmengine would *resume* from it, at iteration 100000, and stop at once): if the
       work dir holds a checkpoint, ``load_from`` is dropped and the run continues it; if it holds
       none, there is nothing to resume and the run starts from ``load_from``;
-    - without ``load_from``: if ``last_checkpoint`` is missing, unreadable, names an incomplete
-      file, or a complete checkpoint newer than it exists (a kill between writing a checkpoint
-      and ``last_checkpoint``), it is rewritten to :func:`find_newest_complete_checkpoint`, with
-      a warning. If it names a file that is gone and nothing complete is left, the run stops
-      with ``FileNotFoundError`` instead of silently starting from scratch.
+    - without ``load_from``: the run continues the complete ``iter_N.pth`` (``epoch_N.pth``)
+      with the highest N, :func:`find_newest_complete_checkpoint` (by N, not modification time:
+      a copied older checkpoint does not win). ``last_checkpoint`` (what the last save wrote,
+      what mmengine reads) is kept when it names that file, or a complete file whose name has
+      no N (set by hand); it is rewritten, with a warning, when it is missing, unreadable,
+      names an incomplete file, or names a complete checkpoint with a lower N than another
+      (a kill between renaming a checkpoint and writing ``last_checkpoint``). If it names a
+      file that is gone and nothing complete is left, the run stops with
+      ``FileNotFoundError`` instead of silently starting from scratch. A remote
+      ``last_checkpoint`` (``scheme://``) is left to mmengine.
 
     Every rank takes the same decision; rank 0 rewrites ``last_checkpoint`` (atomically) and
     the others wait for it. Testing and validation runners are left alone.
@@ -123,7 +96,7 @@ class ResumeHook(Hook):
         recorded_ok = bool(recorded) and osp.isfile(recorded) and is_complete_checkpoint(
             recorded)
         if recorded_ok and (newest is None or osp.samefile(newest, recorded) or
-                            os.path.getmtime(recorded) >= os.path.getmtime(newest)):
+                            not _numbered_above(newest, recorded)):
             return None
         if newest is None:
             if recorded is None:
@@ -136,9 +109,18 @@ class ResumeHook(Hook):
             why = f'{save_file} is missing or empty'
         else:
             why = f'{save_file} names {recorded}, which ' + (
-                'is missing or incomplete' if not recorded_ok else 'is older than ' + newest)
+                'is missing or incomplete' if not recorded_ok else
+                'is numbered below another complete checkpoint')
         print_log(
-            f'--resume: {why}; resuming from the newest complete checkpoint {newest} instead.',
+            f'--resume: {why}; resuming from the highest-numbered complete checkpoint {newest} '
+            'instead.',
             logger='current',
             level=logging.WARNING)
         return newest
+
+
+def _numbered_above(path: str, recorded: str) -> bool:
+    """Whether checkpoint ``path``'s N is above ``recorded``'s; a ``recorded`` name without N
+    (set by hand, a best checkpoint) is trusted."""
+    step, recorded_step = checkpoint_step(path), checkpoint_step(recorded)
+    return step is not None and recorded_step is not None and step > recorded_step

@@ -23,7 +23,10 @@ weights-only even under that variable:
   ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1`` forces weights-only on the ``torch.load`` it calls;
 
 and both turn torch's long unpickling error into :class:`UnsafeCheckpointError` naming the file
-and the refused global, and a truncated file into :class:`CorruptCheckpointError`. Nothing is
+and the refused global, and a truncated or damaged file into :class:`CorruptCheckpointError`
+(never torch's advice to re-run with ``weights_only=False``). The local loader also refuses,
+before reading any data, an archive declaring more than the file holds (a zip bomb) and a file
+holding no dict (:mod:`.checkpoint_archive`). Nothing is
 unpickled before the refusal: the weights-only unpickler rejects the global when it reads the
 ``GLOBAL`` opcode, before any call. The converters (``tools/model_converters``) load with
 :func:`load_weights_only` (also ``fcn_plugin.utils.io.load_weights_only``).
@@ -33,12 +36,17 @@ import os
 import os.path as osp
 import pickle
 import re
+import sys
+from collections.abc import Mapping
 from typing import Callable
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint_archive import check_archive, not_a_checkpoint
+from .checkpoint_fit import remember_source
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -86,15 +94,33 @@ def register_checkpoint_safe_globals() -> None:
 
 
 def _refused_global(message: str) -> str:
-    match = re.search(r'GLOBAL (\S+)', message) or re.search(r'Unsupported global: (\S+)',
-                                                             message)
-    return match.group(1) if match else 'a non-allowlisted object'
+    match = re.search(r'GLOBAL (\S+)', message) or re.search(
+        r'(?:unrecognized function|allowlisted via `add_safe_globals`,? but got) (.+?)(?: which|$)',
+        message, re.M)
+    return match.group(1).strip() if match else 'a non-allowlisted object'
+
+
+# Weights-only failures that mean "this file would run code"; every other one is a damaged file.
+UNSAFE = ('Unsupported global', 'is blocked', 'unrecognized function', 'Can only create new '
+          'object', 'Can only build')
+
+
+def _first_line(message: str, error: BaseException) -> str:
+    """The unpickler's own reason, without torch's advice around it."""
+    reason = message.split('WeightsUnpickler error:')[-1].strip()
+    reason = reason.split('Check the documentation of torch.load')[0].strip()
+    lines = [ln for ln in reason.splitlines()
+             if ln.strip() and 'weights_only' not in ln and 'Weights only load' not in ln]
+    return (lines[0].strip() if lines else type(error).__name__)[:300]
 
 
 def _translate(filename: str, error: BaseException, what: str = 'checkpoint') -> BaseException:
-    """A short, actionable error for a failed weights-only load of ``filename``."""
+    """A short, actionable error for a failed weights-only load of ``filename``; never torch's
+    advice to load with ``weights_only=False``."""
     message = str(error)
-    if isinstance(error, pickle.UnpicklingError) and 'Weights only load failed' in message:
+    name = f'{what[:1].upper()}{what[1:]} {filename}'
+    if isinstance(error, pickle.UnpicklingError) and 'Weights only load failed' in message \
+            and any(marker in message for marker in UNSAFE):
         return UnsafeCheckpointError(
             f'Refused to load {what} {filename}: unpickling it would call '
             f'{_refused_global(message)}, which is not on the weights-only allowlist, so the '
@@ -102,14 +128,18 @@ def _translate(filename: str, error: BaseException, what: str = 'checkpoint') ->
             'sources you trust; a checkpoint that holds only tensors and plain data loads as is. '
             'If you trust this file and the class is a pure data container, allowlist it with '
             'torch.serialization.add_safe_globals([...]) before loading.')
-    if isinstance(error, (EOFError, pickle.UnpicklingError)) or (
-            isinstance(error, RuntimeError) and
-            re.search(r'zip archive|central directory|PytorchStreamReader|invalid header',
-                      message)):
-        first = message.strip().split('. ')[0] if message.strip() else type(error).__name__
+    if isinstance(error, RuntimeError) and 'TorchScript' in message:
         return CorruptCheckpointError(
-            f'{what[:1].upper()}{what[1:]} {filename} is truncated or not a PyTorch checkpoint '
-            f'({first}). If it was being written when a run was killed, resume from an earlier '
+            f'{name} is a TorchScript archive (torch.jit.save), not a checkpoint: load it with '
+            'torch.jit.load, or save the model\'s state_dict() instead.')
+    if isinstance(error, (EOFError, pickle.UnpicklingError, ValueError, TypeError)) or (
+            isinstance(error, RuntimeError) and
+            re.search(r'zip archive|central directory|PytorchStreamReader|invalid header|'
+                      r'weights_only', message)):
+        return CorruptCheckpointError(
+            f'{name} is truncated, damaged or not a PyTorch checkpoint '
+            f'({_first_line(message, error)}); this is not a code-execution attempt, the file is '
+            'unreadable. If it was being written when a run was killed, resume from an earlier '
             'checkpoint.')
     return error
 
@@ -123,7 +153,7 @@ def _named_errors(filename: str, what: str = 'checkpoint'):
         translated = _translate(filename, error, what)
         if translated is error:
             raise
-        raise translated from error
+        raise translated from None  # torch's message would advise weights_only=False
 
 
 def load_weights_only(filename: str, what: str = 'checkpoint', map_location='cpu'):
@@ -131,14 +161,35 @@ def load_weights_only(filename: str, what: str = 'checkpoint', map_location='cpu
     ``FileNotFoundError``, :class:`UnsafeCheckpointError` or :class:`CorruptCheckpointError`
     naming it (``what`` says what the file is, e.g. ``'VGG checkpoint'``).
 
-    The one weights-only load of the package: mmengine's local loader
-    (:func:`load_from_local`) and the converters use it.
+    Before loading, :func:`~.checkpoint_archive.check_archive` reads the zip directory and the
+    pickle's first bytes: an archive declaring more data than the file holds (a zip bomb) and a
+    file holding no dict (``torch.save(tensor)``) are refused without reading their data, so
+    memory stays about the file's size. The one weights-only load of the package: mmengine's
+    local loader (:func:`load_from_local`) and the converters use it.
     """
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{what[:1].upper()}{what[1:]} {filename} can not be found.')
+    try:
+        check_archive(filename, what)
+    except (TypeError, ValueError) as error:
+        raise CorruptCheckpointError(str(error)) from None
     with _named_errors(filename, what):
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
+    if not isinstance(checkpoint, Mapping):
+        raise CorruptCheckpointError(not_a_checkpoint(filename, type(checkpoint).__name__, what))
+    remember_source(checkpoint, filename)
+    return checkpoint
+
+
+@contextlib.contextmanager
+def refuse_unloadable():
+    """For command-line tools: a missing, unsafe or damaged checkpoint ends the program with its
+    one-line error (exit status 1) instead of a traceback."""
+    try:
+        yield
+    except (FileNotFoundError, UnsafeCheckpointError, CorruptCheckpointError) as error:
+        sys.exit(f'{type(error).__name__}: {error}')
 
 
 def load_from_local(filename: str, map_location=None):

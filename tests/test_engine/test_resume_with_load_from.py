@@ -63,7 +63,7 @@ def resume_from(work_dir):
         return osp.basename(f.read().strip())
 
 
-def test_resume_takes_the_newest_complete_checkpoint(tmp_path):
+def test_resume_takes_the_highest_complete_checkpoint(tmp_path):
     now = time.time()
     write_checkpoint(tmp_path / 'iter_2.pth', now - 30)
     write_checkpoint(tmp_path / 'iter_4.pth', now - 20)
@@ -74,16 +74,35 @@ def test_resume_takes_the_newest_complete_checkpoint(tmp_path):
     # last_checkpoint names a truncated file (written by a plain mmengine run, say)
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_6.pth'))
     assert resume_from(tmp_path) == 'iter_4.pth'
-    # killed after the rename but before last_checkpoint was updated: the newer file wins
+    # killed after the rename but before last_checkpoint was updated: the higher file wins
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
     assert resume_from(tmp_path) == 'iter_4.pth'
     # an empty last_checkpoint (killed while writing it)
     (tmp_path / 'last_checkpoint').write_text('')
     assert resume_from(tmp_path) == 'iter_4.pth'
-    # a stale, higher-numbered checkpoint of an older run is not preferred
-    write_checkpoint(tmp_path / 'iter_90000.pth', now - 1000)
-    assert resume_from(tmp_path) == 'iter_4.pth'
+    # a name without a number, set by hand, is trusted
+    write_checkpoint(tmp_path / 'mine.pth', now - 100)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'mine.pth'))
+    assert resume_from(tmp_path) == 'mine.pth'
     assert not [n for n in os.listdir(tmp_path) if n.startswith('.')]  # written atomically
+
+
+def test_a_copied_older_checkpoint_does_not_win(tmp_path):
+    """By iteration, not modification time: iter_2.pth copied back (restored from a backup,
+    say) is newer on disk than iter_4.pth but not where the run stopped, also when
+    last_checkpoint names it."""
+    now = time.time()
+    write_checkpoint(tmp_path / 'iter_4.pth', now - 20)
+    write_checkpoint(tmp_path / 'iter_2.pth', now)
+    assert find_newest_complete_checkpoint(str(tmp_path)).endswith('iter_4.pth')
+    assert resume_from(tmp_path) == 'iter_4.pth'
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert resume_from(tmp_path) == 'iter_4.pth'
+    epochs = tmp_path / 'epochs'  # epoch-based names alike, by N (20 > 12 > 3, not as text)
+    epochs.mkdir()
+    for n, age in ((3, 0), (12, 50), (20, 40)):
+        write_checkpoint(epochs / f'epoch_{n}.pth', now - age)
+    assert resume_from(epochs) == 'epoch_20.pth'
 
 
 def test_resume_without_any_complete_checkpoint_fails_clearly(tmp_path):

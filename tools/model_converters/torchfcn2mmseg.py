@@ -11,6 +11,7 @@ import argparse
 
 from mmseg.datasets import PascalVOCDataset
 
+from fcn_plugin.utils.checkpoint_safety import refuse_unloadable
 from fcn_plugin.utils.io import atomic_torch_save, load_weights_only
 from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
 
@@ -36,4 +37,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    with refuse_unloadable():
+        main()

@@ -11,6 +11,7 @@ mean/std (configs/*tvweights*).
 """
 import argparse
 
+from fcn_plugin.utils.checkpoint_safety import refuse_unloadable
 from fcn_plugin.utils.io import atomic_torch_save, load_weights_only
 from fcn_plugin.converters.vgg_keys import vgg_to_backbone
 
@@ -27,4 +28,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    with refuse_unloadable():
+        main()

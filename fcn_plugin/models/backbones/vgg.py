@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from ..layers.coord_map import CoordMap
 from ..layers.core_window import LayerShape, min_input_size
 from ..layers.feature_maps import FeatureMaps
+from ...utils.checkpoint_fit import attach_checkpoint_fit
 from ...utils.torch_compat import autocast_enabled, is_compiling
 from .vgg_core_forward import ZeroImageMaps, core_forward
 
@@ -56,7 +57,9 @@ class VGG(BaseModule):
             torch.export / torch.compile and ONNX export always take the plain path; ``False``
             takes it in eval mode too.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='vgg16_caffe.pth')``, a checkpoint
-            made by ``tools/model_converters/vgg2mmseg.py``.
+            made by ``tools/model_converters/vgg2mmseg.py``. A checkpoint loaded into the
+            backbone itself must hold every backbone weight with its shape, else one error names
+            the file and the keys (:mod:`fcn_plugin.utils.checkpoint_fit`, ``'backbone'``).
 
     Any image size works: with a conv1_1 padding too small for tiny images (the demo config's
     16 needs 35 pixels a side, ``min_input_size``), smaller images are extended with zeros at the
@@ -124,6 +127,7 @@ class VGG(BaseModule):
         self.coord_maps = tuple(self._stage_coord_maps()[i] for i in out_indices)
         self.min_input_size = min_input_size([LayerShape.of(m) for m in self._trunk()[0]])
         self._freeze_stages()
+        attach_checkpoint_fit(self, 'backbone')  # only when the backbone is the module loaded
 
     def _stage_out_channels(self) -> List[int]:
         channels = []

@@ -6,6 +6,8 @@ import torch
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
+from ...utils.checkpoint_fit import attach_checkpoint_fit
+
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
@@ -22,6 +24,11 @@ class AutocastEncoderDecoder(EncoderDecoder):
         channels_last: store the 4-D weights and feed the inputs in channels-last order, in
             training and inference (faster convolutions with cuDNN / tensor cores; on the CPU the
             default fp32 fast path of the VGG backbone is faster and is then not taken).
+        checkpoint_fit: how a checkpoint loaded into the model must fit it
+            (:mod:`fcn_plugin.utils.checkpoint_fit`): ``'strict'`` (default: every key present
+            with its shape, else one error naming the file and the keys; ``load_from`` in
+            training relaxes it to ``'stage'``), ``'stage'`` (the new stage's score layers may be
+            missing) or ``'off'`` (mmengine's warnings only; for your own partial loads).
         kwargs: everything :class:`EncoderDecoder` takes.
 
     Set them in a config (``model=dict(type='AutocastEncoderDecoder', inference_precision=
@@ -30,8 +37,9 @@ class AutocastEncoderDecoder(EncoderDecoder):
     """
 
     def __init__(self, *args, inference_precision: str = 'fp32', channels_last: bool = False,
-                 **kwargs):
+                 checkpoint_fit: str = 'strict', **kwargs):
         super().__init__(*args, **kwargs)
+        attach_checkpoint_fit(self, checkpoint_fit)
         if inference_precision not in PRECISIONS:
             raise ValueError(f'AutocastEncoderDecoder: inference_precision='
                              f'{inference_precision!r} is not one of {sorted(PRECISIONS)} '
