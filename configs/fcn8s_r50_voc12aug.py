@@ -53,8 +53,9 @@ env_cfg = dict(dist_cfg=dict(timeout=600))
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook'), logger=dict(type='RankZeroLoggerHook'))
 custom_hooks = [
-    # --resume continues the work dir's newest complete checkpoint (repairing last_checkpoint);
-    # with load_from also set, load_from only starts a run whose work dir has no checkpoint
+    # --resume continues the work dir's highest-numbered complete checkpoint (repairing
+    # last_checkpoint); with load_from also set, load_from only starts a run whose work dir
+    # has no checkpoint
     dict(type='ResumeHook'),
     # a checkpoint that does not fit the model is an error naming the keys (load_from in
     # training: only the new stage's score layers may be missing)

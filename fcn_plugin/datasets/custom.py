@@ -6,11 +6,11 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .missing_files import missing_files, with_problem
-from .transforms import CheckSegSample, check_files_first
+from .transforms import CheckSegSample, FilesCheckedFirst
 
 
 @DATASETS.register_module()
-class CustomSegDataset(BaseSegDataset):
+class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
     """mmseg's :class:`BaseSegDataset` (images + label maps, ``img_suffix``/``seg_map_suffix``,
     ``metainfo=dict(classes=..., palette=...)``, optional split file) that checks its files
     when built.
@@ -46,15 +46,6 @@ class CustomSegDataset(BaseSegDataset):
             if isinstance(transform, CheckSegSample) and transform.num_classes is None:
                 transform.num_classes = len(self.metainfo['classes'])
                 transform.ignore_index = self.ignore_index
-
-    # ValidatedDataset relies on this: the sample's files are checked before the pipeline
-    checks_files_first = True
-
-    def prepare_data(self, idx: int):
-        """The pipeline's output for sample ``idx``, its files checked first
-        (:func:`~.transforms.check_files_first`: no truncated file or decompression bomb is
-        decoded, even by a test pipeline starting with ``LoadImageFromFile``)."""
-        return self.pipeline(check_files_first(self.pipeline, self.get_data_info(idx)))
 
     def _fail(self, message: str) -> None:
         how = (f' Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else

@@ -102,6 +102,18 @@ def check_files_first(pipeline, results: dict) -> dict:
     return (check or CheckSegFiles())(results)
 
 
+class FilesCheckedFirst:
+    """Mixin for a ``BaseSegDataset``: each sample's files are checked by
+    :func:`check_files_first` before its pipeline runs, so no truncated file or decompression
+    bomb is decoded, even by a test pipeline starting with ``LoadImageFromFile`` (mmseg's
+    inference API needs that first step). :class:`ValidatedDataset` skips its own check then."""
+
+    checks_files_first = True
+
+    def prepare_data(self, idx: int):
+        return self.pipeline(check_files_first(self.pipeline, self.get_data_info(idx)))
+
+
 def label_problem(label: np.ndarray, num_classes: Optional[int],
                   ignore_index: int = 255) -> Optional[str]:
     """What is wrong with a loaded label map; ``None`` if nothing."""

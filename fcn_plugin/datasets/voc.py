@@ -6,11 +6,11 @@ from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 
 from .missing_files import describe_missing, missing_files
-from .transforms import check_files_first
+from .transforms import FilesCheckedFirst
 
 
 @DATASETS.register_module()
-class FCNVOCDataset(PascalVOCDataset):
+class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
     """:class:`PascalVOCDataset` (21 classes, 255 = void) that checks its files when built.
 
     The reference recipes read SBD train and seg11valid from one VOC-layout folder written by
@@ -35,15 +35,6 @@ class FCNVOCDataset(PascalVOCDataset):
         self.prepare_cmd = prepare_cmd
         self.check_files = check_files
         super().__init__(ann_file=ann_file, **kwargs)
-
-    # ValidatedDataset relies on this: the sample's files are checked before the pipeline
-    checks_files_first = True
-
-    def prepare_data(self, idx: int):
-        """The pipeline's output for sample ``idx``, its files checked first
-        (:func:`~.transforms.check_files_first`: no truncated file or decompression bomb is
-        decoded, even by a test pipeline starting with ``LoadImageFromFile``)."""
-        return self.pipeline(check_files_first(self.pipeline, self.get_data_info(idx)))
 
     def _fail(self, message: str) -> None:
         how = (f'Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else
