@@ -13,7 +13,6 @@ import os.path as osp
 
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import_plugin()
@@ -21,7 +20,8 @@ import_plugin()
 from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
                                                 apply_inference_args)
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
-from fcn_plugin.utils.launch import parse_local_rank, prepare_distributed  # noqa: E402
+from fcn_plugin.utils.launch import (add_runner_args, parse_runner_args,  # noqa: E402
+                                     prepare_distributed)
 from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 
 
@@ -44,27 +44,10 @@ def parse_args():
         'If specified, it will be automatically saved '
         'to the work_dir/timestamp/show_dir')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
     parser.add_argument('--tta', action='store_true', help='Test time augmentation')
     add_inference_args(parser)
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    parse_local_rank(args.local_rank)
-    return args
+    add_runner_args(parser)  # --cfg-options, --launcher, --local-rank
+    return parse_runner_args(parser)
 
 
 def trigger_visualization_hook(cfg, args):

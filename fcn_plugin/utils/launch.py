@@ -211,8 +211,24 @@ def prepare_distributed(cfg: Config, launcher: str) -> Config:
     return cfg
 
 
-def parse_local_rank(local_rank: int) -> None:
-    """As mmseg's tools: ``torch.distributed.launch`` passes ``--local-rank``; torchrun sets
-    LOCAL_RANK. Export it for code that reads the environment."""
+def add_runner_args(parser) -> None:
+    """The arguments mmseg's ``tools/train.py`` and ``tools/test.py`` share: ``--cfg-options``,
+    ``--launcher`` and ``--local-rank`` (``torch.distributed.launch`` passes it; torchrun sets
+    ``LOCAL_RANK``). Parse with :func:`parse_runner_args`."""
+    from mmengine.config import DictAction
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config: key=value pairs (nested keys with dots; lists '
+        'as key="[a,b]" or key=a,b; tuples as key="[(a,b),(c,d)]"; quotes needed, no spaces)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser, argv=None):
+    """``parser.parse_args(argv)``, with ``LOCAL_RANK`` exported for code that reads the
+    environment (as mmseg's tools do)."""
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(local_rank)
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
