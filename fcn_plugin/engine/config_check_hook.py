@@ -7,9 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import BaseLoop
 from mmseg.registry import HOOKS
 
-
-class ConfigError(ValueError):
-    """A config value does not fit the rest of the config (model, data or files)."""
+from ..utils.config_vars import ConfigError  # noqa: F401  (raised here, exported by engine)
 
 
 def _is_local(path: str) -> bool:

@@ -68,8 +68,11 @@ def _show(v) -> str:
     return repr(_plain(v))
 
 
+class ConfigError(ValueError):
+    """A config value does not fit the rest of the config (model, data or files)."""
+
+
 def _error(message: str):
-    from fcn_plugin.engine.config_check_hook import ConfigError
     return ConfigError(message)
 
 
