@@ -3,7 +3,7 @@ through :func:`atomic_write` (checkpoints, label PNGs, converted images, ``last_
 import contextlib
 import os
 import os.path as osp
-import tempfile
+import uuid
 from typing import Iterator
 
 import torch
@@ -26,11 +26,11 @@ def atomic_write(path: str) -> Iterator[str]:
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
     name = osp.basename(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{name}.tmp-',
-                               suffix=osp.splitext(name)[1])
-    os.close(fd)
+    tmp = osp.join(directory, f'.{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}'
+                   f'{osp.splitext(name)[1]}')
+    # created as open() would (mode 0666 less the umask), exclusively: never someone else's file
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -41,12 +41,6 @@ def atomic_write(path: str) -> Iterator[str]:
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: str, text: str) -> None:
