@@ -72,9 +72,6 @@ class ConfigError(ValueError):
     """A config value does not fit the rest of the config (model, data or files)."""
 
 
-def _error(message: str):
-    return ConfigError(message)
-
 
 def _distinct(values: list) -> list:
     out = []
@@ -93,7 +90,7 @@ def _resolve_one(cfg, var: Variable) -> List[Finding]:
             ref_key, ref = values[0][0], values[0][1][values[0][2]]
             for k, d, f in values[1:]:
                 if not _same(d[f], ref):
-                    raise _error(
+                    raise ConfigError(
                         f'{ref_key} = {_show(ref)} but {k} = {_show(d[f])}: they must be equal. '
                         f'If a child config set {name}, mmengine did not pass it on (it '
                         "evaluates a base's variables when the base is parsed): set "
@@ -105,7 +102,7 @@ def _resolve_one(cfg, var: Variable) -> List[Finding]:
     distinct = _distinct([v for _, v in changed])
     if len(distinct) > 1:
         shown = ', '.join(f'{k} = {_show(v)}' for k, v in changed)
-        raise _error(
+        raise ConfigError(
             f'{shown}: these must be equal; the base config derived them all from {name} = '
             f'{_show(recorded)}. Set {name} (the top-level variable) only, or set each of them '
             'to the same value.')
@@ -179,7 +176,7 @@ def check_config_vars(cfg) -> None:
                 + ')') if len(group) > 1 else ''
         parts.append(f'{source} = {_show(first.value)} but {first.key} = '
                      f'{_show(first.current)}{more}')
-    raise _error('; '.join(parts) + '. ' + UNRESOLVED_HINT)
+    raise ConfigError('; '.join(parts) + '. ' + UNRESOLVED_HINT)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
