@@ -14,6 +14,4 @@ model = dict(
     backbone=dict(
         init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='pretrain/vgg16_caffe.pth')))
 optim_wrapper = dict(optimizer=dict(lr=1e-10))
-max_iters = 300000
-derived_max_iters = max_iters  # train_cfg is derived from it (fcn_plugin/utils/config_vars.py)
-train_cfg = dict(max_iters=max_iters, val_interval=4000)
+train_cfg = dict(max_iters=300000, val_interval=4000)

@@ -12,7 +12,6 @@ _base_ = [
     './_base_/fcn_runtime.py',
 ]
 data_root = 'data/VOCdevkit/VOC2012'
-derived_data_root = data_root  # the datasets below are derived from it (a child may set it)
 prepare_cmd = ('python <mmsegmentation>/tools/dataset_converters/voc_aug.py data/VOCdevkit '
                'data/VOCdevkit/VOCaug --nproc 8 '
                '(see mmseg docs/en/user_guides/2_dataset_prepare.md)')
@@ -23,14 +22,14 @@ train_pipeline = [
     dict(type='CheckSegFiles'),
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=21),
+    dict(type='CheckSegSample'),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [  # also what mmseg.apis.inference_model runs (without annotations)
     dict(type='LoadImageFromFile'),
     dict(type='CheckSegFiles'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=21),
+    dict(type='CheckSegSample'),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
@@ -68,6 +67,4 @@ model = dict(
     backbone=dict(
         init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='pretrain/vgg16_caffe.pth')))
 optim_wrapper = dict(optimizer=dict(lr=1e-10))
-max_iters = 300000
-derived_max_iters = max_iters  # train_cfg is derived from it (fcn_plugin/utils/config_vars.py)
-train_cfg = dict(max_iters=max_iters, val_interval=4000)
+train_cfg = dict(max_iters=300000, val_interval=4000)

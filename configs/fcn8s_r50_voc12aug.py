@@ -17,8 +17,9 @@ model = dict(
         upsample_kernel_sizes=(3, 3, 15),
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
-# mmseg's loop and sampler (IterBasedTrainLoop, InfiniteSampler), except that --resume starts
-# the sampler at the resumed iteration instead of loading and discarding the batches trained on.
+# mmseg's loop and sampler (IterBasedTrainLoop, InfiniteSampler), except that --resume is exact
+# and starts the sampler at the resumed iteration instead of loading and discarding the batches
+# trained on.
 train_cfg = dict(type='ResumableIterBasedTrainLoop')
 # The per-sample data checks (fcn_plugin.datasets.transforms) around mmseg's loaders: a missing
 # or corrupt file, a label value outside 0..20/255 or a label/image size mismatch stops with the
@@ -47,28 +48,21 @@ test_dataloader = val_dataloader
 # Collectives give up after 10 minutes instead of torch's 30 (--cfg-options
 # env_cfg.dist_cfg.timeout=SECONDS): a frozen rank makes the job fail instead of hang.
 env_cfg = dict(dist_cfg=dict(timeout=600))
-# mmseg's default hooks (interval, max_keep_ckpts... kept), two of them ours: checkpoints and
-# last_checkpoint written to a temporary file and renamed, old checkpoints deleted only once the
-# new one is complete; after a distributed test only rank 0 writes the metrics JSON.
+# mmseg's default hooks (interval, max_keep_ckpts... kept), two of them ours (checkpoints written
+# to a temporary file and renamed, only if finite, old ones deleted once the new one is complete;
+# the test-metrics JSON written by rank 0 only), and the plugin's runtime hooks as named entries
+# (what configs/_base_/fcn_runtime.py installs; a config's custom_hooks cannot drop them): what
+# a run loads (--resume, fit rule, lr override), the config and label checks before the first
+# iteration, the divergence guard, the confusion matrix of each evaluation.
 default_hooks = dict(
-    checkpoint=dict(type='AtomicCheckpointHook'), logger=dict(type='RankZeroLoggerHook'))
-custom_hooks = [
-    # --resume continues the work dir's highest-numbered complete checkpoint (repairing
-    # last_checkpoint); with load_from also set, load_from only starts a run whose work dir
-    # has no checkpoint
-    dict(type='ResumeHook'),
-    # a checkpoint that does not fit the model is an error naming the keys (load_from in
-    # training: only the new stage's score layers may be missing)
-    dict(type='CheckpointFitHook'),
-    # before the first iteration, read the label files and stop on labels that cannot be right
-    # (all void, binary masks saved as 0/255, colours...), naming the fix
-    dict(type='DataCheckHook'),
-    # --resume --cfg-options optim_wrapper.optimizer.lr=X continues at X (schedule scaled), not
-    # at the saved lr
-    dict(type='LrOverrideHook'),
-    # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir
-    dict(type='ConfusionMatrixHook'),
-]
+    checkpoint=dict(type='AtomicCheckpointHook'),
+    logger=dict(type='RankZeroLoggerHook'),
+    load_policy=dict(type='LoadPolicyHook'),
+    preflight=dict(type='PreflightHook'),
+    divergence=dict(type='DivergenceHook'),
+    confusion_matrix=dict(type='ConfusionMatrixHook'))
+# A fixed seed: reproducible runs, and a --resume that is exact (ResumableIterBasedTrainLoop).
+randomness = dict(seed=0)
 # The FCN paper's metrics (aAcc, mAcc, mIoU, fwIoU from one dataset-level confusion matrix).
 val_evaluator = dict(_delete_=True, type='FCNMetric')
 test_evaluator = val_evaluator

@@ -1,5 +1,5 @@
 # Binary segmentation on the toy data, with the narrow FCN-8s of the demo: the worked example of
-# configs/fcn8s_vgg16_custom.py (a child of it that only sets variables) on masks saved as 0/255.
+# configs/fcn8s_vgg16_custom.py (a child of it, with mmseg's nested keys) on masks saved as 0/255.
 #   python tools/dataset_converters/make_toy_voc.py --binary     # images/ and 0/255 masks/
 #   python tools/dataset_converters/masks2labels.py data/toy_binary/masks data/toy_binary/labels
 #   python tools/check_dataset.py configs/fcn8s_vgg16-tiny_toybinary.py
@@ -12,14 +12,19 @@
 # pretrained weights, mean loss, Adam with poly decay); 300 iterations, about a minute on 2 cores.
 _base_ = ['./fcn8s_vgg16_custom.py']
 
-# The variables of the custom config: set here, they reach the data loaders and the head.
-data_root = 'data/toy_binary'
-classes = ('background', 'shape')
-palette = [[0, 0, 0], [255, 255, 255]]
-# This config derives a new field from max_iters (the PolyLR end below), so it records the value
-# and derives train_cfg.max_iters again: a child's `max_iters = N` then reaches both.
-max_iters = 300
-derived_max_iters = max_iters
+# The data: a child sets the nested keys (the parent's top-level variables were used when the
+# parent was read). The head keeps the parent's 2 classes.
+metainfo = dict(classes=('background', 'shape'), palette=[[0, 0, 0], [255, 255, 255]])
+prepare_cmd = ('python tools/dataset_converters/make_toy_voc.py --binary && python '
+               'tools/dataset_converters/masks2labels.py data/toy_binary/masks '
+               'data/toy_binary/labels')
+data = dict(data_root='data/toy_binary', metainfo=metainfo, prepare_cmd=prepare_cmd)
+train_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False, dataset=data)
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=data)
+test_dataloader = val_dataloader
+val_evaluator = dict(per_image_iou=True)
+test_evaluator = val_evaluator
 
 data_preprocessor = dict(std=[58.0, 58.0, 58.0])  # the rest as in the model base
 model = dict(
@@ -35,23 +40,12 @@ model = dict(
         fc6_kernel_size=3,
         dropout_ratio=0.1,
         init_cfg=dict(_delete_=True, type='Kaiming', layer='Conv2d', nonlinearity='relu')))
-prepare_cmd = ('python tools/dataset_converters/make_toy_voc.py --binary && python '
-               'tools/dataset_converters/masks2labels.py data/toy_binary/masks '
-               'data/toy_binary/labels')
-train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(prepare_cmd=prepare_cmd))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(prepare_cmd=prepare_cmd))
-test_dataloader = val_dataloader
-val_evaluator = dict(per_image_iou=True)
-test_evaluator = val_evaluator
 optim_wrapper = dict(
     _delete_=True, type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=300, by_epoch=False)
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=100)
+train_cfg = dict(max_iters=300, val_interval=100)
 default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(interval=100, max_keep_ckpts=2))

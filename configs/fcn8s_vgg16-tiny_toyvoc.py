@@ -11,16 +11,14 @@
 # - conv1_1 pad 16 and a 3x3 fc6 instead of 100 and 7x7 (see below), dropout 0.1;
 # - inputs are also divided by a std of 58 (no pretrained weights expect raw 0-255 values);
 # - Kaiming initialisation of the trunk (no pretrained weights); batches of 4 (padded).
+# A child config changes it with nested keys, e.g. train_cfg = dict(max_iters=200) (and the
+# PolyLR's end), model = dict(decode_head=dict(num_classes=K)) with the datasets' classes.
 _base_ = [
     './_base_/models/fcn8s_vgg16.py',
     './_base_/datasets/toy_voc.py',
+    './_base_/schedules/fcn_reference_100k.py',
     './_base_/fcn_runtime.py',
 ]
-# Variables a child config may set (`num_classes = 2`, `data_root = ...`, `max_iters = 200`):
-# the fields derived from them below follow (derived_* records the values they were derived
-# from; fcn_plugin/utils/config_vars.py).
-num_classes = 6
-derived_num_classes = num_classes
 data_preprocessor = dict(std=[58.0, 58.0, 58.0])  # the rest as in the model base
 model = dict(
     data_preprocessor=data_preprocessor,
@@ -36,22 +34,13 @@ model = dict(
         init_cfg=dict(_delete_=True, type='Kaiming', layer='Conv2d', nonlinearity='relu')),
     decode_head=dict(
         in_channels=(32, 64, 64),
-        num_classes=num_classes,
+        num_classes=6,
         loss_decode=dict(reduction='mean', avg_non_ignore=True)))  # mean over non-void pixels
 
-max_iters = 600
-derived_max_iters = max_iters
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
+optim_wrapper = dict(
+    _delete_=True, type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=600, by_epoch=False)
 ]
-train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters, val_interval=200)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='RankZeroLoggerHook', interval=25, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+train_cfg = dict(max_iters=600, val_interval=200)
+default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=200, max_keep_ckpts=2))

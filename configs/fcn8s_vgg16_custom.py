@@ -33,19 +33,13 @@ val_split = ''
 max_iters = 100000  # batch-1 iterations (the reference: 100k-300k on 8,498 images)
 # -------------------------------------------------------------------------------------------
 
-# Derived from the block above; nothing to edit below. The derived_* keys record the values the
-# fields were derived from, so that a child of this config may set just `num_classes = 3`,
-# `data_root = ...` or `max_iters = ...` (fcn_plugin/utils/config_vars.py passes them on).
-num_classes = len(classes)
-derived_num_classes = num_classes
-derived_data_root = data_root
-derived_classes = classes
-derived_palette = palette
-derived_max_iters = max_iters
+# Derived from the block above; nothing to edit below. (A child of this config, rather than a
+# copy, sets the nested keys below itself: mmengine evaluates these lines when it reads this file,
+# so a child's top-level `data_root = ...` would not reach them.)
 model = dict(
     backbone=dict(
         init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='pretrain/vgg16_caffe.pth')),
-    decode_head=dict(num_classes=num_classes))
+    decode_head=dict(num_classes=len(classes)))
 metainfo = dict(classes=classes, palette=palette)
 train_dataloader = dict(
     dataset=dict(

@@ -9,6 +9,6 @@ from .utils import register_checkpoint_safe_globals
 
 register_checkpoint_safe_globals()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
+from . import datasets, evaluation, models, runtime  # noqa: E402,F401  (registration)
 
 __version__ = '0.1.0'

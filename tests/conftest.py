@@ -263,7 +263,7 @@ def tiny_cfg():
             visualizer=dict(type='SegLocalVisualizer', vis_backends=[], name='visualizer'),
         ))
         if custom_hooks is not None:
-            cfg.custom_hooks = cfg.custom_hooks + list(custom_hooks)
+            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + list(custom_hooks)
         cfg.merge_from_dict(overrides)
         return cfg
 
@@ -298,6 +298,42 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def toy_binary(tmp_path_factory, load_tool):
+    """A small binary toy dataset in the own-data layout (``images/{train,val}``, 0/255
+    ``masks/...`` and the ``labels/...`` masks2labels converted them to), made once: its root,
+    for ``configs/fcn8s_vgg16-tiny_toybinary.py`` and children of it."""
+    root = str(tmp_path_factory.mktemp('toy_binary') / 'data')
+    load_tool('dataset_converters/make_toy_voc').main(
+        ['--binary', '--out-dir', root, '--num-train', '4', '--num-val', '2'])
+    assert load_tool('dataset_converters/masks2labels').main(
+        [osp.join(root, 'masks'), osp.join(root, 'labels'), '--quiet']) == 0
+    return root
+
+
+@pytest.fixture(scope='session')
+def toy_binary_child(toy_binary, repo_root):
+    """``toy_binary_child(path, body='')``: a child config of the binary toy config written to
+    ``path``, set with mmseg's nested keys: the :func:`toy_binary` data, classes renamed
+    ('bg', 'fg'), 2 iterations with a checkpoint at each, quiet logs; ``body`` appended."""
+    def write(path, body=''):
+        base = osp.join(repo_root, 'configs', 'fcn8s_vgg16-tiny_toybinary.py')
+        path.write_text(
+            f'_base_ = [{base!r}]\n'
+            "metainfo = dict(classes=('bg', 'fg'), palette=[[0, 0, 0], [0, 0, 255]])\n"
+            f'data = dict(data_root={toy_binary!r}, metainfo=metainfo)\n'
+            'train_dataloader = dict(dataset=data)\n'
+            'val_dataloader = dict(dataset=data)\n'
+            'test_dataloader = val_dataloader\n'
+            'model = dict(decode_head=dict(num_classes=2))\n'
+            'train_cfg = dict(max_iters=2, val_interval=100)\n'
+            'default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))\n'
+            "log_level = 'WARNING'\n" + body)
+        return str(path)
+
+    return write
 
 
 # ---------------------------------------------------------------- tools/check_dataset.py

@@ -377,7 +377,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    cfg = load_config(args.config, args.cfg_options)  # a child's num_classes etc. reach the model
+    cfg = load_config(args.config, args.cfg_options)
     apply_inference_args(cfg, args, 'tools/benchmark.py')
 
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -11,18 +11,17 @@ decoded, so a decompression bomb costs no memory), decodable, label single-chann
 in ``0..num_classes-1`` or 255, label and image of the same size; a symlink loop is named as one.
 Only loading is done (no augmentation, no model), in ``--workers`` processes, with a progress bar.
 Every bad file is printed as ``<path>: <problem>``. Then each split's labels are judged as a
-whole (``fcn_plugin.datasets.label_checks.analyze_labels``): errors for a split whose labels are
-all void, labels that hold only 0 and 255 (binary masks saved as 0/255: 255 is void, the
+whole (``fcn_plugin.runtime.preflight``, as before a training run): errors for a split whose
+labels are all void, labels that hold only 0 and 255 (binary masks saved as 0/255: 255 is void, the
 foreground would be ignored) or two grey levels, and colour labels, each naming files and the
 converter command (``tools/dataset_converters/masks2labels.py``); warnings for classes without
-pixels. The exit status is 1 if any bad file or error was found. A child config's top-level
-``num_classes``/``classes``/``data_root`` reach the datasets (``fcn_plugin.utils.config_vars``).
+pixels. The exit status is 1 if any bad file or error was found.
 """
 import argparse
 import copy
 import os
 import sys
-from typing import List, Tuple
+from typing import Tuple
 
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 
@@ -31,11 +30,8 @@ from mmengine.registry import init_default_scope
 
 import_plugin()
 
-from fcn_plugin.datasets.label_checks import analyze_labels  # noqa: E402
-from fcn_plugin.datasets.missing_files import file_problem, missing_files  # noqa: E402
-from fcn_plugin.datasets.scan import scan_dataset  # noqa: E402
-from fcn_plugin.datasets.transforms import BadSampleError  # noqa: E402
-from fcn_plugin.datasets.validated_dataset import ValidatedDataset  # noqa: E402
+from fcn_plugin.datasets.label_checks import dataset_classes  # noqa: E402
+from fcn_plugin.runtime.preflight import check_split, missing_folders  # noqa: E402
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 from mmseg.registry import DATASETS  # noqa: E402
@@ -62,84 +58,51 @@ def lazy(dataset_cfg: dict) -> dict:
     return dataset_cfg
 
 
-def list_missing(dataset) -> List[BadSampleError]:
-    """Load the dataset's list of samples and return its missing files, one error each.
-
-    Datasets that refuse a list naming missing files (``FCNVOCDataset``, ``CustomSegDataset``)
-    are built with ``check_files=False`` so that all of them are listed (by
-    ``fcn_plugin.datasets.missing_files``, as the datasets do) and the other samples checked.
-    Raises ``FileNotFoundError`` if no list can be loaded (a missing folder or split file).
-    """
-    if hasattr(dataset, 'check_files'):
-        dataset.check_files = False  # built lazily: nothing is loaded yet
-    dataset.full_init()
-    infos = (dataset.get_data_info(i) for i in range(len(dataset)))
-    return [BadSampleError(path, file_problem(path), i) for i, path in missing_files(infos)]
-
-
-def missing_folders(cfg: dict) -> str:
-    """Which of a dataset config's folders / split file do not exist (for a bare assertion)."""
-    root = cfg.get('data_root') or ''
-    paths = [os.path.join(root, p) for p in (cfg.get('data_prefix') or {}).values() if p]
-    if cfg.get('ann_file'):
-        paths.append(os.path.join(root, cfg['ann_file']))
-    missing = [p for p in paths if not os.path.exists(p)]
-    return f'not found: {", ".join(missing)}' if missing else ''
-
-
 def check(name: str, dataset_cfg: dict, workers: int) -> Tuple[int, int]:
-    """Check one split; returns (bad files, split-level label errors)."""
+    """Check one split (:func:`fcn_plugin.runtime.preflight.check_split`, ``full=True``) and
+    print what was found; returns (bad files, split-level label errors)."""
+    inner = dataset_cfg.get('dataset', dataset_cfg)
     try:
         built = DATASETS.build(lazy(dataset_cfg))
     except Exception as error:  # e.g. PascalVOCDataset asserts that its folders exist
-        inner = dataset_cfg.get('dataset', dataset_cfg)
         print(f'{name}: the dataset cannot be built ({type(error).__name__}: {error}'
               f'{missing_folders(inner) if not str(error) else ""}); check '
               f"data_root={inner.get('data_root')!r}, data_prefix and ann_file, or prepare the "
               'data first', flush=True)
         return 1, 0
-    wrapper = built if isinstance(built, ValidatedDataset) else ValidatedDataset(
-        built, lazy_init=True)
-    inner = wrapper.dataset
-    print(f'{name}: {type(inner).__name__} {getattr(inner, "ann_file", "")} '
-          f'({wrapper.num_classes} classes, ignore {wrapper.ignore_index})', flush=True)
+    leaf = getattr(built, 'dataset', built)
+    classes, ignore = dataset_classes(built)
+    print(f'{name}: {type(leaf).__name__} {getattr(leaf, "ann_file", "")} '
+          f'({len(classes) if classes else None} classes, ignore {ignore})', flush=True)
     try:
-        bad = list_missing(inner)
+        report = check_split(name, built, full=True, workers=workers)
     except FileNotFoundError as error:  # no list of samples: nothing else to check
-        where = getattr(inner, 'ann_file', '') or getattr(inner, 'data_prefix', {}).get(
+        where = getattr(leaf, 'ann_file', '') or getattr(leaf, 'data_prefix', {}).get(
             'img_path', '?')
         print(f'  {where}: {error}')
         print(f'{name}: 1 bad file(s)', flush=True)
         return 1, 0
-    dropped = {e.index for e in bad}
-    indices = [i for i in range(len(inner)) if i not in dropped]
-    counts = {}
-    bad += scan_dataset(wrapper, indices=indices, workers=workers, desc=name, label_counts=counts)
-    for error in bad:
+    for error in report.bad_files:
         print(f'  {error.path}: {error.problem}')
     # the split as a whole: all void, 0/255 binary masks, grey levels, classes without pixels
-    classes = inner.metainfo.get('classes')
-    findings = [f for f in analyze_labels(counts, wrapper.num_classes, wrapper.ignore_index,
-                                          classes, name)
-                if f.kind != 'bad_values']  # those files are listed one by one above
-    for finding in findings:
+    for finding in report.findings:
         print(f'{name}: {finding.level}: {finding.message}')
-    errors = sum(f.level == 'error' for f in findings)
-    if bad:
-        print(f'{name}: {len(bad)} bad file(s)', flush=True)
+    errors = sum(f.level == 'error' for f in report.findings)
+    if report.bad_files:
+        print(f'{name}: {len(report.bad_files)} bad file(s)', flush=True)
     elif errors:
         print(f'{name}: every sample loads, but the labels cannot be right (see above)',
               flush=True)
     else:
-        print(f'{name}: all {len(inner)} samples OK', flush=True)
-    return len(bad), errors
+        print(f'{name}: all {report.samples} samples OK', flush=True)
+    return len(report.bad_files), errors
 
 
 def main():
     args = parse_args()
     if not os.path.isfile(args.config):
         raise SystemExit(f'tools/check_dataset.py: config file {args.config} does not exist')
-    cfg = load_config(args.config, args.cfg_options)  # child configs' variables passed on
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     seen, bad, label_errors = [], 0, 0
     for split in args.splits:

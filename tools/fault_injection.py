@@ -77,9 +77,14 @@ def tool(name, *args):
     return [sys.executable, osp.join(ROOT, 'tools', name), *map(str, args)]
 
 
+def data_options(data):
+    """``--cfg-options`` pointing the three data loaders' datasets at ``data``."""
+    return [f'{split}_dataloader.dataset.data_root={data}' for split in ('train', 'val', 'test')]
+
+
 def train_cmd(work, data, *opts, iters=ITERS, resume=False):
     return tool('train.py', CONFIG, '--work-dir', work, *(['--resume'] if resume else []),
-                '--cfg-options', f'data_root={data}', f'max_iters={iters}',
+                '--cfg-options', *data_options(data), f'train_cfg.max_iters={iters}',
                 'train_cfg.val_interval=100000', f'default_hooks.checkpoint.interval={EVERY}',
                 f'default_hooks.checkpoint.max_keep_ckpts={KEEP}', 'train_dataloader.batch_size=2',
                 'default_hooks.logger.interval=1', *opts)
@@ -251,7 +256,7 @@ def checkpoint_cases(ctx, only):
         make_checkpoint(ctx, fault, path)
         env = dict(ENV, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1') if 'pickle' in fault else ENV
         cmds = {'test.py': tool('test.py', CONFIG, path, '--work-dir', osp.join(ctx.dir, 'test'),
-                                '--cfg-options', f'data_root={ctx.data}'),
+                                '--cfg-options', *data_options(ctx.data)),
                 'train.py load_from': train_cmd(osp.join(ctx.dir, f'load_{slug}'), ctx.data,
                                                 f'load_from={path}', iters=2)}
         for name, cmd in cmds.items():
@@ -289,10 +294,10 @@ def data_cases(ctx, only):
         bad = corrupt_sample(data, fault)
         for name in ctx.data_tools:
             if name == 'check_dataset.py':
-                cmd = tool(name, CONFIG, '--workers', '1', '--cfg-options', f'data_root={data}')
+                cmd = tool(name, CONFIG, '--workers', '1', '--cfg-options', *data_options(data))
             elif name == 'test.py':
                 cmd = tool(name, CONFIG, ctx.reference, '--work-dir', data + '_test',
-                           '--cfg-options', f'data_root={data}')
+                           '--cfg-options', *data_options(data))
             else:
                 cmd = train_cmd(data + '_train', data, iters=4)  # one epoch: every sample
             r = run_tool(cmd, f'{data}_{name[:-3]}', timeout=180)
@@ -335,7 +340,7 @@ def dist_case(ctx, fault, timeout=15):
         s.bind(('127.0.0.1', 0))
         port = str(s.getsockname()[1])
     cmd = ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), CONFIG, '2', '--work-dir',
-           log[:-4], '--cfg-options', f'data_root={ctx.data}', 'max_iters=100000',
+           log[:-4], '--cfg-options', *data_options(ctx.data), 'train_cfg.max_iters=100000',
            f'env_cfg.dist_cfg.timeout={timeout}', 'train_dataloader.batch_size=1',
            'train_cfg.val_interval=100000', 'default_hooks.checkpoint.interval=100000']
     with open(log, 'w') as out:

@@ -47,7 +47,7 @@ def main(argv=None):
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             raise SystemExit(f'tools/precision_agreement.py: {path} does not exist')
-    cfg = load_config(args.config, args.cfg_options)  # child configs' variables passed on
+    cfg = load_config(args.config, args.cfg_options)
     use_autocast_segmentor(cfg, 'tools/precision_agreement.py', 'reduced precisions')
     model = init_model(cfg, args.checkpoint, device=args.device)
     loader = Runner.build_dataloader(cfg.test_dataloader)

@@ -76,7 +76,6 @@ def main():
     for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise SystemExit(f'tools/test.py: {what} {path} does not exist')
-    # top-level num_classes / classes / data_root reach the fields derived from them
     cfg = load_config(args.config, args.cfg_options)
 
     # work_dir is determined in this priority: CLI > segment in file > filename

@@ -7,11 +7,11 @@
 Differences from mmseg's script, all automatic: ``fcn_plugin`` is imported (configs work even
 without ``custom_imports``); distributed jobs use ``nccl`` with CUDA and ``gloo`` without, and
 on a machine without CUDA the process group and the DDP wrapper are set up for the CPU
-(:mod:`fcn_plugin.utils.launch`); a config's top-level ``num_classes``/``classes``/``palette``/
-``data_root``/``max_iters`` (set by a child config or ``--cfg-options``) reach every field
-derived from them (:mod:`fcn_plugin.utils.config_vars`); mmengine's checkpoint loaders are
-weights-only even under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
-(``tools/_bootstrap.py``).
+(:mod:`fcn_plugin.utils.launch`); a top-level ``--cfg-options`` variable that reaches no field
+(``max_iters=...`` instead of ``train_cfg.max_iters=...``) is an error
+(:mod:`fcn_plugin.utils.config_vars`); mmengine's checkpoint loaders are weights-only even
+under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` (``tools/_bootstrap.py``). Everything else is the
+runner's (the plugin's hooks in ``default_hooks``), so mmseg's own script behaves the same.
 """
 import argparse
 import logging
@@ -55,8 +55,6 @@ def main():
 
     if not osp.isfile(args.config):
         raise SystemExit(f'tools/train.py: config file {args.config} does not exist')
-    # top-level num_classes / classes / data_root / max_iters reach the fields derived from them
-    # (a child config's or --cfg-options'; fcn_plugin/utils/config_vars.py)
     cfg = load_config(args.config, args.cfg_options)
 
     # work_dir is determined in this priority: CLI > segment in file > filename
@@ -83,7 +81,7 @@ def main():
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     # with load_from also set (a stage started from the previous one), --resume continues this
-    # work dir's checkpoints once it has some: ResumeHook (configs/_base_/fcn_runtime.py)
+    # work dir's checkpoints once it has some: default_hooks.load_policy
     cfg.resume = args.resume
 
     # nccl/gloo, and on CPU-only machines the process group and DDP wrapper

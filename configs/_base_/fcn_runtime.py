@@ -1,54 +1,44 @@
-# Runtime shared by every fcn_plugin config: mmseg's default runtime plus the plugin's hooks.
+# Runtime shared by every fcn_plugin config: mmseg's default runtime, the hooks that keep long runs
+# safe (fcn_plugin/runtime; README "Robustness") and the reference's checkpointing.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False)
-# mmengine's Runner, except that a child config's top-level num_classes / classes / data_root /
-# max_iters first reach every field derived from them (fcn_plugin/utils/config_vars.py); mmseg's
-# tools/train.py and tools/test.py, and ours, build the runner named here.
-runner_type = 'FCNRunner'
 # The recipe trains and tests on full images of many sizes: cuDNN's autotuner would re-tune at
 # every new size. Turn it on (--cfg-options env_cfg.cudnn_benchmark=True) where sizes repeat.
 # A distributed job stops when a rank cannot go on: collectives give up after dist_cfg.timeout
 # seconds (torch's default: 30 min), so a frozen or lost rank makes the others fail instead of
 # hanging (fcn_plugin/utils/launch.py). Change it: --cfg-options env_cfg.dist_cfg.timeout=SECONDS
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(timeout=600))
-
-# The plugin's safety hooks (fcn_plugin/engine; README "Robustness"). A config that sets its
-# own custom_hooks replaces this list: keep these in it. Two more are default hooks, selected by
-# the schedule (configs/_base_/schedules/fcn_reference_100k.py) or the config's default_hooks
-# (not here: as in mmseg, default_hooks lives in the schedule, and no key may be in two bases):
-#   checkpoint=dict(type='AtomicCheckpointHook', ...): CheckpointHook's arguments; checkpoints
-#     and last_checkpoint are written to a temporary file and renamed, old checkpoints are
-#     deleted only once the new one is complete
-#   logger=dict(type='RankZeroLoggerHook', ...): LoggerHook's arguments; after a distributed
-#     test only rank 0 writes the metrics JSON
-custom_hooks = [
-    # --resume continues the work dir's highest-numbered complete checkpoint (repairing a
-    # missing or stale last_checkpoint); with load_from also set (a stage initialised from the previous
-    # one) it starts from load_from only while the work dir holds no checkpoint
-    dict(type='ResumeHook'),
-    # before the first iteration: pretrained files exist, head in_channels match the backbone,
-    # num_classes matches the dataset; errors name the config key
-    dict(type='ConfigCheckHook'),
-    # a checkpoint that does not fit the model is an error naming the keys: load_from in training
-    # may only lack the new stage's score layers; test, val and --resume need every weight
-    dict(type='CheckpointFitHook'),
-    # before the first iteration: reads the label files (all, or 1000 spread over a large split,
-    # 30 s at most) and stops on labels that cannot be right (all void, binary masks saved as
-    # 0/255 or two grey levels, colours, values outside the classes), naming files and the fix
-    # (tools/dataset_converters/masks2labels.py); warns about classes without pixels
-    dict(type='DataCheckHook'),
-    # a NaN/inf loss or weight stops the run, and no checkpoint holding NaN/inf is written or
-    # resumed; the message names the cause, the last finite checkpoint and the command to resume
-    # it at a lower lr (check_interval: check the weights every N iterations, 0: at saves only)
-    dict(type='DivergenceHook'),
-    # --resume --cfg-options optim_wrapper.optimizer.lr=X continues at X, not at the saved lr
-    dict(type='LrOverrideHook'),
-    # iteration i draws its random numbers from (seed, i): --resume is bit-identical on CPU
-    dict(type='ExactResumeHook'),
+# Default hooks are merged by name: a config that sets its own custom_hooks keeps all of these;
+# change one's arguments with e.g. default_hooks = dict(checkpoint=dict(interval=100)), turn one
+# of the plugin's off with default_hooks = dict(divergence=dict(type='DisabledHook')).
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    # LoggerHook's arguments; after a distributed test only rank 0 writes the metrics JSON
+    logger=dict(type='RankZeroLoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # CheckpointHook's arguments; checkpoints are written to a temporary file and renamed, only
+    # if every weight and optimizer-state tensor is finite; old ones are deleted only once the new
+    # one is complete (the disk must hold max_keep_ckpts + 1)
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=4000),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'),
+    # what a run loads: --resume continues the highest-numbered complete checkpoint where the
+    # checkpoint hook writes them (load_from only starts a run that has none); a checkpoint that
+    # does not fit the model is an error naming the keys (load_from in training may only lack
+    # the new stage's score layers); a resumed checkpoint must be finite; --resume --cfg-options
+    # optim_wrapper.optimizer.lr=X continues at X, not at the saved rate
+    load_policy=dict(type='LoadPolicyHook'),
+    # before the first iteration (and before testing): config mistakes (pretrained files,
+    # head in_channels vs the backbone, num_classes vs the dataset, a top-level variable that
+    # reached nothing) and labels that cannot be right (all void, binary masks saved as 0/255,
+    # colours, values outside the classes; 1000 files or 30 s per split), naming key or file
+    preflight=dict(type='PreflightHook'),
+    # a NaN/inf loss or weight stops the run; the message names the cause, the last checkpoint
+    # and the command to resume it at a lower lr (check_interval: every N iterations, 0: never)
+    divergence=dict(type='DivergenceHook'),
     # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir
-    dict(type='ConfusionMatrixHook'),
-]
-# A fixed seed makes runs reproducible and lets --resume replay the data order exactly.
+    confusion_matrix=dict(type='ConfusionMatrixHook'))
+# A fixed seed makes runs reproducible and --resume exact (ResumableIterBasedTrainLoop).
 randomness = dict(seed=0)
 # TensorBoard (pip install tensorboard): log losses, lr and metrics there too with
 #   vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]

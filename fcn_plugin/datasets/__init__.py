@@ -2,11 +2,9 @@
 on missing data (:mod:`.missing_files`); per-file checks before decoding (:mod:`.file_checks`:
 truncated files, decompression bombs), per-sample checks (:mod:`.transforms`), a wrapper that
 raises or skips bad samples (:mod:`.validated_dataset`), a parallel scan of a whole dataset
-(:mod:`.scan`) and split-level label checks (:mod:`.label_checks`); a sampler that a resumed run
-starts at its position without loading the skipped data."""
+(:mod:`.scan`) and split-level label checks (:mod:`.label_checks`)."""
 from .custom import CustomSegDataset
 from .label_checks import BadDatasetError
-from .samplers import ResumableInfiniteSampler
 from .toy_voc import ToyVOCDataset
 from .transforms import BadSampleError, CheckSegFiles, CheckSegSample
 from .validated_dataset import ValidatedDataset
@@ -14,5 +12,5 @@ from .voc import FCNVOCDataset
 
 __all__ = [
     'CustomSegDataset', 'FCNVOCDataset', 'ToyVOCDataset', 'CheckSegFiles', 'CheckSegSample',
-    'ValidatedDataset', 'ResumableInfiniteSampler', 'BadSampleError', 'BadDatasetError'
+    'ValidatedDataset', 'BadSampleError', 'BadDatasetError'
 ]

@@ -6,7 +6,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .missing_files import missing_files, with_problem
-from .transforms import CheckSegSample, FilesCheckedFirst
+from .transforms import FilesCheckedFirst
 
 
 @DATASETS.register_module()
@@ -41,11 +41,6 @@ class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
         self.prepare_cmd = prepare_cmd
         self.check_files = check_files
         super().__init__(**kwargs)
-        # a CheckSegSample without num_classes checks against this dataset's classes
-        for transform in getattr(self.pipeline, 'transforms', []):
-            if isinstance(transform, CheckSegSample) and transform.num_classes is None:
-                transform.num_classes = len(self.metainfo['classes'])
-                transform.ignore_index = self.ignore_index
 
     def _fail(self, message: str) -> None:
         how = (f' Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else

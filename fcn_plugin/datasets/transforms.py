@@ -106,9 +106,19 @@ class FilesCheckedFirst:
     """Mixin for a ``BaseSegDataset``: each sample's files are checked by
     :func:`check_files_first` before its pipeline runs, so no truncated file or decompression
     bomb is decoded, even by a test pipeline starting with ``LoadImageFromFile`` (mmseg's
-    inference API needs that first step). :class:`ValidatedDataset` skips its own check then."""
+    inference API needs that first step). :class:`ValidatedDataset` skips its own check then.
+    A :class:`CheckSegSample` in the pipeline without ``num_classes`` gets the dataset's number
+    of classes and ``ignore_index`` (so a config that changes ``metainfo.classes`` needs no
+    other change)."""
 
     checks_files_first = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for transform in getattr(self.pipeline, 'transforms', []):
+            if isinstance(transform, CheckSegSample) and transform.num_classes is None:
+                transform.num_classes = len(self.metainfo['classes'])
+                transform.ignore_index = self.ignore_index
 
     def prepare_data(self, idx: int):
         return self.pipeline(check_files_first(self.pipeline, self.get_data_info(idx)))

@@ -1,7 +1,7 @@
 # A narrow FCN-8s for the tools' tests: the reference graph (pad 100, fc6 7x7, skips from pool3
 # and pool4, fixed bilinear upsampling) with VGG16 at 1/16 width, on a tiny dataset in VOC layout
-# that the tests fabricate (data_root is set with --cfg-options). Chosen so that 1 process with
-# batch 2 and 2 processes with batch 1 compute the same update:
+# that the tests fabricate (its folder is set with --cfg-options on the loaders' datasets).
+# Chosen so that 1 process with batch 2 and 2 processes with batch 1 compute the same update:
 # - no dropout (its masks would differ between ranks);
 # - mean-reduced loss over all pixels of equally sized images: DDP averages the ranks' gradients,
 #   which equals the gradient of the mean over the whole batch (a summed loss would be halved);
@@ -20,7 +20,6 @@ model = dict(
 
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/tinyvoc'
-derived_data_root = data_root
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -43,10 +42,4 @@ param_scheduler = []
 train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=4, val_interval=2)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='RankZeroLoggerHook', interval=1, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=4),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=4))

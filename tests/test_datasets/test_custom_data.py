@@ -1,7 +1,8 @@
 """Your own data: the 0/255 binary-mask trap and its relatives caught by tools/check_dataset.py and
-at training start (with the fix named), the custom-dataset configs, child configs whose
-num_classes / data_root / max_iters reach what they name, and a binary toy dataset, converted
-from 0/255 masks, on which the binary config learns the foreground."""
+at training start (with the fix named), the custom-dataset configs, child configs that set
+mmseg's nested keys (and a top-level variable that would reach nothing stopped, naming them),
+and a binary toy dataset, converted from 0/255 masks, on which the binary config learns the
+foreground."""
 import os
 import os.path as osp
 import uuid
@@ -14,9 +15,10 @@ from PIL import Image
 import fcn_plugin  # noqa: F401
 from fcn_plugin.datasets.label_checks import BadDatasetError, analyze_labels
 from fcn_plugin.datasets.transforms import BadSampleError, CheckSegSample
-from fcn_plugin.engine import ConfigError, DataCheckHook, FCNRunner, data_check_hook
-from fcn_plugin.utils.config_vars import load_config, resolve_config_vars
-from mmseg.registry import DATASETS, RUNNERS
+from fcn_plugin.runtime import PreflightHook, preflight
+from fcn_plugin.utils.config_vars import ConfigError, config_datasets, load_config
+from mmengine.runner import Runner
+from mmseg.registry import DATASETS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(ROOT, 'configs')
@@ -30,6 +32,12 @@ def toy(load_tool):
 
 def config(name):
     return osp.join(CONFIGS, name)
+
+
+def data_root_options(root):
+    """``--cfg-options`` that point the three data loaders' datasets at ``root``."""
+    return {f'{split}_dataloader.dataset.data_root': str(root)
+            for split in ('train', 'val', 'test')}
 
 
 def seg(root, name):
@@ -115,11 +123,11 @@ def test_training_stops_on_an_all_void_val_split_and_warns_of_classes_without_pi
         voc, tmp_path, monkeypatch, tiny_cfg, build_runner):
     root, ids = voc
     logged = []
-    monkeypatch.setattr(data_check_hook, 'print_log', lambda msg, **kw: logged.append(msg))
+    monkeypatch.setattr(preflight, 'print_log', lambda msg, **kw: logged.append(msg))
     runner = build_runner(tiny_cfg(root, tmp_path / 'ok', max_iters=1, val_interval=100))
     runner.train()  # good data: trains, with a warning naming the classes without pixels
     warned = [m for m in logged if 'of 21 classes have no pixels' in m]
-    assert warned and warned[0].startswith('DataCheckHook: train split')
+    assert warned and warned[0].startswith('PreflightHook: train split')
     for name in ids['val']:
         Image.fromarray(np.full((20, 28), 255, np.uint8)).save(seg(root, name))
     runner = build_runner(tiny_cfg(root, tmp_path / 'void', max_iters=4))
@@ -134,19 +142,18 @@ def test_bad_values_stop_the_run_unless_bad_samples_are_skipped(voc, dataset_cfg
     label[0, 0] = 77
     Image.fromarray(label).save(seg(root, ids['train'][1]))
     strict = DATASETS.build(dataset_cfg(root))
-    found = DataCheckHook().check([('train_dataloader', strict)])
+    found = PreflightHook().check_labels([('train_dataloader', strict)])
     assert [(f.level, f.kind) for f in found if f.kind != 'no_pixels'] == [('error',
                                                                            'bad_values')]
     assert seg(root, ids['train'][1]) in found[0].message
     skipping = DATASETS.build(dataset_cfg(root, on_error='skip'))
-    found = DataCheckHook().check([('train_dataloader', skipping)])
+    found = PreflightHook().check_labels([('train_dataloader', skipping)])
     assert {f.level for f in found} == {'warning'}
 
 
 # ------------------------------------------------------------------ the shipped configs' checks
 def _pipelines(cfg):
-    from fcn_plugin.utils.config_fields import config_datasets
-    return [(key, ds) for key, ds in config_datasets(cfg)]
+    return list(config_datasets(cfg))
 
 
 @pytest.mark.parametrize('name', sorted(n for n in os.listdir(CONFIGS) if n.endswith('.py')))
@@ -173,7 +180,7 @@ def test_tiny_config_rejects_a_bad_label_value_naming_the_file(tmp_path, toy):
     label = np.array(Image.open(path))
     label[5, 5] = 9
     toy.save_label_png(label, path)
-    cfg = load_config(config('fcn8s_vgg16-tiny_toyvoc.py'), dict(data_root=out))
+    cfg = load_config(config('fcn8s_vgg16-tiny_toyvoc.py'), data_root_options(out))
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     dataset[0]
     with pytest.raises(BadSampleError) as info:
@@ -188,66 +195,67 @@ def write_child(path, base, body):
     return str(path)
 
 
-def test_child_config_num_classes_data_root_and_max_iters_reach_the_fields(tmp_path):
+def test_child_config_sets_the_nested_keys(tmp_path):
+    """The README's child config: mmseg's nested keys change what they name."""
     child = write_child(tmp_path / 'child.py', 'fcn8s_vgg16-tiny_toyvoc.py',
-                        "num_classes = 2\n"
-                        f"data_root = {str(tmp_path / 'mine')!r}\n"
-                        "train_cfg = dict(max_iters=200)\n")
-    raw = Config.fromfile(child)  # what mmengine alone gives: the base's derived values
-    assert raw.model.decode_head.num_classes == 6 and raw.param_scheduler[0].end == 600
+                        "model = dict(decode_head=dict(num_classes=2))\n"
+                        "metainfo = dict(classes=('bg', 'fg'), palette=[[0, 0, 0], [9, 9, 9]])\n"
+                        f"data = dict(data_root={str(tmp_path / 'mine')!r}, metainfo=metainfo)\n"
+                        "train_dataloader = dict(dataset=data)\n"
+                        "val_dataloader = dict(dataset=data)\n"
+                        "test_dataloader = val_dataloader\n"
+                        "train_cfg = dict(max_iters=200)\n"
+                        "param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, "
+                        "begin=0, end=200, by_epoch=False)]\n")
     cfg = load_config(child)
-    assert cfg.model.decode_head.num_classes == 2
-    checks = [t for key, d in _pipelines(cfg) for t in d.pipeline if t.type == 'CheckSegSample']
-    checks += [t for t in cfg.train_pipeline + cfg.test_pipeline if t.type == 'CheckSegSample']
-    assert len(checks) == 5 and all(t.num_classes == 2 for t in checks)
+    assert cfg.model.decode_head.num_classes == 2 and cfg.train_cfg.max_iters == 200
+    assert cfg.param_scheduler[0].end == 200
     assert {d.data_root for _, d in _pipelines(cfg)} == {str(tmp_path / 'mine')}
-    assert cfg.train_cfg.max_iters == 200 and cfg.max_iters == 200
-    assert cfg.param_scheduler[0].end == 200  # the PolyLR decays over the new length
-    assert resolve_config_vars(cfg) == []  # idempotent
-    # --cfg-options on the top-level variable, after the child's own
-    cfg = load_config(child, dict(max_iters=50))
-    assert cfg.train_cfg.max_iters == 50 and cfg.param_scheduler[0].end == 50
-    # a child of the custom config: K class names give K classes
-    child = write_child(tmp_path / 'three.py', 'fcn8s_vgg16_custom.py',
-                        "classes = ('background', 'cat', 'dog')\n"
-                        "palette = [[0, 0, 0], [255, 0, 0], [0, 255, 0]]\n")
-    cfg = load_config(child)
-    assert cfg.model.decode_head.num_classes == 3 and cfg.num_classes == 3
-    for _, dataset in _pipelines(cfg):
-        assert dataset.metainfo.classes == ('background', 'cat', 'dog')
-        assert dataset.metainfo.palette[2] == [0, 255, 0]
+    assert {d.metainfo.classes for _, d in _pipelines(cfg)} == {('bg', 'fg')}
+    checks = [t for key, d in _pipelines(cfg) for t in d.pipeline if t.type == 'CheckSegSample']
+    assert checks and all(t.get('num_classes') is None for t in checks)  # from the dataset
 
 
-def test_child_config_changing_one_value_two_ways_names_both_keys(tmp_path):
-    child = write_child(tmp_path / 'child.py', 'fcn8s_vgg16-tiny_toyvoc.py',
-                        'max_iters = 50\ntrain_cfg = dict(max_iters=70)\n')
-    with pytest.raises(ConfigError, match=r'max_iters = 50, train_cfg\.max_iters = 70: these '
-                       'must be equal'):
-        load_config(child)
+@pytest.mark.parametrize('base,body,options,name,key', [
+    ('fcn8s_vgg16-tiny_toyvoc.py', 'num_classes = 2\n', None, 'num_classes',
+     r'model\.decode_head\.num_classes=2'),
+    ('fcn8s_vgg16-tiny_toyvoc.py', "data_root = 'data/mine'\n", None, 'data_root',
+     r"train_dataloader\.dataset\.data_root='data/mine'"),
+    ('fcn8s_vgg16-tiny_toyvoc.py', 'max_iters = 50\n', None, 'max_iters',
+     r'train_cfg\.max_iters=50'),
+    ('fcn8s_vgg16-tiny_toyvoc.py', '', dict(max_iters=50), 'max_iters',
+     r'train_cfg\.max_iters=50'),
+    ('fcn8s_vgg16_custom.py', "img_suffix = '.png'\n", None, 'img_suffix',
+     r"train_dataloader\.dataset\.img_suffix='\.png'"),
+], ids=['num_classes', 'data_root', 'max_iters', 'cfg-options', 'img_suffix'])
+def test_a_top_level_variable_that_reaches_nothing_names_the_nested_keys(tmp_path, base, body,
+                                                                         options, name, key):
+    """mmengine evaluates a base's variables when it reads the base, so a child's top-level
+    ``num_classes = 2`` (what earlier versions of this README suggested) would silently train
+    the base's 6 classes: it is an error naming the keys to set."""
+    child = write_child(tmp_path / 'child.py', base, body)
+    with pytest.raises(ConfigError, match=f'{name} = .* does not reach .* {key}'):
+        load_config(child, options)
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_runners_resolve_or_refuse_an_unresolved_child(tmp_path, toy):
+def test_mmseg_runner_stops_a_child_whose_variable_reaches_nothing(tmp_path, toy):
+    """mmseg's tools build Runner.from_cfg(Config.fromfile(child)): the preflight hook (a named
+    default hook, kept although the child sets its own custom_hooks) stops the run before its
+    first iteration."""
     out = str(tmp_path / 'toy')
     toy.main(['--out-dir', out, '--num-train', '2', '--num-val', '1'])
     loaders = ''.join(f'{k}_dataloader = dict(dataset=dict(data_root={out!r}))\n'
                       for k in ('train', 'val', 'test'))
     child = write_child(tmp_path / 'child.py', 'fcn8s_vgg16-tiny_toyvoc.py',
-                        f'num_classes = 2\nmax_iters = 1\n{loaders}'
+                        f'num_classes = 2\n{loaders}'
+                        "custom_hooks = [dict(type='EmptyCacheHook')]\n"
                         f'work_dir = {str(tmp_path / "work")!r}\n')
-    # mmseg's tools/train.py and tools/test.py: runner_type='FCNRunner' from the runtime
     cfg = Config.fromfile(child)
-    assert cfg.runner_type == 'FCNRunner'
-    cfg.experiment_name = f'resolved_child_{uuid.uuid4().hex[:8]}'
-    runner = RUNNERS.build(cfg)
-    assert isinstance(runner, FCNRunner)
-    assert runner.model.decode_head.num_classes == 2 and runner.cfg.param_scheduler[0].end == 1
-    # a Runner built from the unresolved config stops before training, naming both keys
     cfg.experiment_name = f'unresolved_child_{uuid.uuid4().hex[:8]}'
-    from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(ConfigError, match=r'num_classes = 2 but model\.decode_head\.num_classes '
-                       r'= 6 \(and 5 more field\(s\) derived from num_classes'):
+    with pytest.raises(ConfigError, match=r'num_classes = 2 does not reach .* '
+                       r'model\.decode_head\.num_classes = 6'):
         runner.train()
     assert runner.iter == 0
 
@@ -305,16 +313,16 @@ def test_binary_toy_from_0_255_masks_learns_the_foreground(tmp_path, capsys, toy
     assert m2l.main([osp.join(data, 'masks'), osp.join(data, 'labels'), '--quiet']) == 0
     assert 'num_classes = 2' in capsys.readouterr().out
     cfg = load_config(config('fcn8s_vgg16-tiny_toybinary.py'), dict(
-        data_root=data, max_iters=80, work_dir=str(tmp_path / 'work'), log_level='WARNING',
-        optim_wrapper=dict(optimizer=dict(lr=2e-3)), train_cfg=dict(val_interval=1000),
+        data_root_options(data), work_dir=str(tmp_path / 'work'), log_level='WARNING',
+        optim_wrapper=dict(optimizer=dict(lr=2e-3)), train_cfg=dict(max_iters=80,
+                                                                    val_interval=1000),
         default_hooks=dict(checkpoint=dict(interval=1000))))
     assert cfg.model.decode_head.num_classes == 2  # softmax over two classes, as in the paper
-    assert cfg.train_cfg.max_iters == 80 and cfg.param_scheduler[0].end == 80
     # a few dozen iterations at a constant lr (a poly decay over 80 iterations would lower it
     # before the narrow model, trained from scratch, has found the shapes): ~15 s on one core
     cfg.param_scheduler = []
     cfg.experiment_name = f'binary_{uuid.uuid4().hex[:8]}'
-    runner = FCNRunner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
     labels = [np.array(Image.open(osp.join(data, 'labels', 'val', f)))

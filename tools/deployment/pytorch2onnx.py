@@ -87,8 +87,8 @@ def parse_shape(text: str) -> Tuple[int, int, int]:
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if not osp.isfile(path):
         raise ExportError(f'config file {path} does not exist')
-    from fcn_plugin.utils.config_vars import load_config as load_resolved
-    cfg = load_resolved(path, cfg_options)  # a child's num_classes etc. reach the model
+    from fcn_plugin.utils.config_vars import load_config as load_checked
+    cfg = load_checked(path, cfg_options)
     if 'model' not in cfg:
         raise ExportError(f'config {path} has no "model" key')
     model = cfg.model

@@ -1,6 +1,7 @@
 # Your own data: images and index-label PNGs in folders (CustomSegDataset = mmseg's
 # BaseSegDataset with clear errors for missing folders, images without labels and wrong
-# suffixes). Set the variables in your top config; configs/fcn8s_vgg16_custom.py shows how.
+# suffixes). Copy configs/fcn8s_vgg16_custom.py and set its variables, or set the nested keys
+# in a child config.
 # Layout (folder names and suffixes are variables):
 #   <data_root>/images/train/<name><img_suffix>      e.g. images/train/0001.jpg
 #   <data_root>/labels/train/<name><seg_map_suffix>  e.g. labels/train/0001.png
@@ -20,11 +21,6 @@ train_prefix = dict(img_path='images/train', seg_map_path='labels/train')
 val_prefix = dict(img_path='images/val', seg_map_path='labels/val')
 train_split = ''  # optional split files (names without suffix, one a line); '' = whole folder
 val_split = ''
-# The data loaders below are derived from these: a child config's data_root / classes / palette
-# reach them (the derived_* keys record the values used; fcn_plugin/utils/config_vars.py).
-derived_data_root = data_root
-derived_classes = classes
-derived_palette = palette
 # CheckSegFiles/CheckSegSample (fcn_plugin.datasets.transforms): a missing, empty, truncated or
 # corrupt file, a label value outside 0..K-1/255 (K = len(classes), filled in by the dataset) or
 # a label/image size mismatch stops with one error naming the file. In test_pipeline

@@ -11,28 +11,26 @@
 # time; 255 = void (ignored in the loss and the metrics).
 dataset_type = 'FCNVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
-# The data loaders below are derived from data_root: a child config's `data_root = ...` reaches
-# them (derived_data_root records the value used; fcn_plugin/utils/config_vars.py).
-derived_data_root = data_root
 prepare_cmd = ('python tools/dataset_converters/sbd.py data/sbd/benchmark_RELEASE/dataset '
                'data/VOCdevkit/VOC2012 --voc2011-val '
                'data/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt')
 # CheckSegFiles/CheckSegSample (fcn_plugin.datasets.transforms): a missing, empty, truncated or
-# corrupt file, a label value outside 0..20/255 or a label/image size mismatch stops with one
+# corrupt file, a label value outside the classes/255 (the dataset gives CheckSegSample its
+# class count) or a label/image size mismatch stops with one
 # error naming the file. In test_pipeline LoadImageFromFile stays first: mmseg's inference API
 # replaces the first step (and finds the loader by that name).
 train_pipeline = [
     dict(type='CheckSegFiles'),
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=21),
+    dict(type='CheckSegSample'),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='CheckSegFiles'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=21),
+    dict(type='CheckSegSample'),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(

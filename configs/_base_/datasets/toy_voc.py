@@ -5,24 +5,22 @@
 # are padded by the model's data preprocessor); FCNMetric with per-image IoUs.
 dataset_type = 'ToyVOCDataset'
 data_root = 'data/toy'
-# The data loaders below are derived from data_root: a child config's `data_root = ...` reaches
-# them (derived_data_root records the value used; fcn_plugin/utils/config_vars.py).
-derived_data_root = data_root
 # The per-sample data checks (fcn_plugin.datasets.transforms): a missing or corrupt file, a label
-# value outside 0..5/255 or an image/label size mismatch stops with the file named. In
+# value outside the classes/255 (CheckSegSample takes the dataset's class count) or an image/label
+# size mismatch stops with the file named. In
 # test_pipeline LoadImageFromFile stays first: mmseg's inference API replaces the first step.
 train_pipeline = [
     dict(type='CheckSegFiles'),
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=6),
+    dict(type='CheckSegSample'),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='CheckSegFiles'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegSample', num_classes=6),
+    dict(type='CheckSegSample'),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(

@@ -5,11 +5,8 @@
 # The plugin is imported by ../fcn_runtime.py (custom_imports); include it, or set
 # custom_imports = dict(imports=['fcn_plugin'], allow_failed_imports=False) yourself.
 # Classes of the head's softmax: 21 on VOC; binary segmentation is num_classes = 2 (softmax over
-# two classes, as in the paper; not mmseg's out_channels=1 sigmoid). A child config's
-# `num_classes = K` reaches the head (and the data checks): the fields below record the value
-# they were derived from (derived_num_classes; fcn_plugin/utils/config_vars.py).
-num_classes = 21
-derived_num_classes = num_classes
+# two classes, as in the paper; not mmseg's out_channels=1 sigmoid): a child config sets
+# model = dict(decode_head=dict(num_classes=K)) and the datasets' classes.
 data_preprocessor = dict(
     type='PadSegDataPreProcessor',  # pads mixed sizes, train and test
     mean=[104.00699, 116.66877, 122.67892],
@@ -34,7 +31,7 @@ model = dict(
         type='FCNSkipHead',
         in_channels=(256, 512, 4096),
         in_index=(0, 1, 2),
-        num_classes=num_classes,
+        num_classes=21,
         learnable_upsample=False,
         align_corners=False,
         # The reference sums the log-loss over non-ignored pixels.

@@ -12,8 +12,7 @@ from mmseg.registry import HOOKS
 from mmengine.logging import MessageHub
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.engine import DivergenceError, DivergenceHook, LrOverrideHook
-from fcn_plugin.engine.lr_override_hook import saved_lr, scale_saved_lr
+from fcn_plugin.runtime import DivergenceError, DivergenceHook
 
 
 @pytest.mark.usefixtures('one_thread')
@@ -38,9 +37,10 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_v
 
 
 @pytest.mark.parametrize('value', [float('inf'), float('-inf'), float('nan')])
-def test_hook_checks_every_loss_term(value):
+def test_hook_checks_every_loss_term(value, tmp_path):
     runner = SimpleNamespace(
-        iter=41, optim_wrapper=None, message_hub=MessageHub.get_instance('divergence_test'),
+        iter=41, work_dir=str(tmp_path), hooks=[], optim_wrapper=None,
+        message_hub=MessageHub.get_instance('divergence_test'),
         cfg=Config(dict(model=dict(decode_head=dict(loss_decode=dict(reduction='mean'))))))
     hook = DivergenceHook(check_interval=0)  # the runner has no model
     hook.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(2.0), acc_seg=value))
@@ -116,7 +116,8 @@ class _RecordLr(Hook):
 @pytest.mark.usefixtures('one_thread')
 def test_nonfinite_optimizer_state_is_not_saved(tmp_path, make_voc, tiny_cfg, build_runner,
                                                 state_dict_of):
-    """Finite weights, inf momentum at a save: nothing written, last_checkpoint unchanged."""
+    """Finite weights, inf momentum at a save (AtomicCheckpointHook checks what it writes):
+    nothing written, last_checkpoint unchanged."""
     make_voc(tmp_path / 'data', n_train=3, n_val=1)
     work = tmp_path / 'work'
     runner = build_runner(tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2,
@@ -163,32 +164,3 @@ def test_advised_command_resumes_at_the_lower_lr(tmp_path, make_voc, tiny_cfg, b
     assert all(lrs == [1e-4, 2e-4] for _, lrs, _ in record.seen)  # biases at 2x
     assert all(torch.isfinite(torch.tensor(loss)) for _, _, loss in record.seen)
     assert os.path.isfile(work / 'iter_6.pth')
-
-
-def test_saved_lr_is_read_without_running_the_text():
-    text = ("import os\nos.remove('x')\noptim_wrapper = dict(\n    type='OptimWrapper',\n"
-            "    optimizer=dict(lr=1e-10, momentum=0.99, type='SGD'))\n")
-    assert saved_lr(text) == 1e-10
-    assert saved_lr("optim_wrapper = {'optimizer': {'lr': 0.5}}") == 0.5
-    assert saved_lr('optim_wrapper = dict(type=1') is None and saved_lr(None) is None
-
-
-def test_scale_saved_lr_keeps_multipliers_and_schedule():
-    ckpt = dict(optimizer=dict(state={}, param_groups=[dict(lr=0.5, initial_lr=1.0),
-                                                        dict(lr=1.0, initial_lr=2.0)]),
-                param_schedulers=[dict(param_name='lr', base_values=[1.0, 2.0],
-                                       _last_value=[0.5, 1.0]),
-                                  dict(param_name='momentum', base_values=[0.9])])
-    assert scale_saved_lr(ckpt, 0.1) == 2
-    assert [g[k] for g in ckpt['optimizer']['param_groups'] for k in ('lr', 'initial_lr')] == \
-        pytest.approx([0.05, 0.1, 0.1, 0.2])
-    assert ckpt['param_schedulers'][0]['base_values'] == pytest.approx([0.1, 0.2])
-    assert ckpt['param_schedulers'][0]['_last_value'] == pytest.approx([0.05, 0.1])
-    assert ckpt['param_schedulers'][1]['base_values'] == [0.9]
-    # an unchanged lr, or no --resume, leaves the checkpoint alone
-    runner = SimpleNamespace(_resume=True, cfg=Config(dict(
-        optim_wrapper=dict(optimizer=dict(lr=1e-3)))))
-    same = dict(meta=dict(cfg='optim_wrapper = dict(optimizer=dict(lr=0.001))'),
-                optimizer=dict(param_groups=[dict(lr=7.0)]))
-    LrOverrideHook().after_load_checkpoint(runner, same)
-    assert same['optimizer']['param_groups'][0]['lr'] == 7.0

@@ -10,7 +10,7 @@ from unittest import mock
 from mmengine.hooks import LoggerHook
 from mmseg.registry import HOOKS
 
-from fcn_plugin.engine import RankZeroLoggerHook
+from fcn_plugin.evaluation import RankZeroLoggerHook
 
 
 def fake_runner(tmp_path):
@@ -67,7 +67,7 @@ def test_only_rank_zero_writes_the_test_json(tmp_path):
     hook.json_log_path = '20261125_000000.json'
     path = osp.join(tmp_path, hook.json_log_path)
     runner, logged = fake_runner(tmp_path)
-    with mock.patch('fcn_plugin.engine.logger_hook.is_main_process', return_value=False):
+    with mock.patch('fcn_plugin.evaluation.logger_hook.is_main_process', return_value=False):
         hook.after_test_epoch(runner, {'mIoU': 50.0})
     assert not osp.exists(path) and logged == ['Iter(test) mIoU: 50.0']
     hook.after_test_epoch(runner, {'mIoU': 50.0})

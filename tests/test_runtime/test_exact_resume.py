@@ -14,7 +14,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.hooks import Hook
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.engine import is_complete_checkpoint
+from fcn_plugin.runtime import is_complete_checkpoint
 from mmseg.registry import HOOKS, TRANSFORMS
 
 
@@ -55,7 +55,7 @@ def stop_train_workers(runner):
     shutdown then waits 5 s per worker for workers that never hear of it."""
     iterator = getattr(runner.train_loop, 'dataloader_iterator', None)
     while iterator is not None and not hasattr(iterator, '_shutdown_workers'):
-        iterator = vars(iterator).get('_iterator')  # _SeededFetches, _InfiniteDataloaderIterator
+        iterator = vars(iterator).get('_iterator')  # _SeededFetches, mmengine's iterator
     if iterator is not None:
         iterator._shutdown_workers()
 
@@ -65,16 +65,18 @@ def weights_equal(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-def without(cfg, hook_type):
+def mmengine_loop(cfg):
+    """``cfg`` with mmengine's IterBasedTrainLoop and InfiniteSampler (same order)."""
     cfg = cfg.copy()
-    cfg.custom_hooks = [h for h in cfg.custom_hooks if h['type'] != hook_type]
+    cfg.train_cfg.type = 'IterBasedTrainLoop'
+    cfg.train_dataloader.sampler.type = 'InfiniteSampler'
     return cfg
 
 
 PLAIN_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
                   dict(type='PackSegInputs')]
 # a random transform in the data pipeline: in the main process (num_workers=0) its draws come
-# from ExactResumeHook's per-fetch seeding, so a wrong fetch number after resuming shows
+# from the loop's per-fetch seeding, so a wrong fetch number after resuming shows
 FLIP_PIPELINE = PLAIN_PIPELINE[:2] + [dict(type='RandomFlip', prob=0.5)] + PLAIN_PIPELINE[2:]
 
 
@@ -129,12 +131,13 @@ def test_resume_is_bit_identical(tmp_path, num_workers, persistent, pipeline, ma
     if num_workers or pipeline is not None:
         return
 
-    # Without ExactResumeHook the resumed run's dropout masks differ: the test can fail.
-    control = without(broken, 'ExactResumeHook')
+    # mmengine's loop (replaying the same data order, seeding nothing) resumes with other
+    # dropout masks: the test can fail.
+    control = mmengine_loop(broken)
     control.work_dir = str(tmp_path / 'control')
     with pytest.raises(Interrupted):
         train_to_end(control)
-    control_resumed = without(resumed, 'ExactResumeHook')
+    control_resumed = mmengine_loop(resumed)
     control_resumed.work_dir = str(tmp_path / 'control')
     train_to_end(control_resumed)
     out_control = state_dict_of(tmp_path / 'control' / 'iter_8.pth')['state_dict']
@@ -201,17 +204,17 @@ def straight(tmp_path_factory, make_voc, train_to_end, load_counting_cfg):
 @pytest.fixture
 def resume_counting_loads(load_counting_cfg, train_to_end):
     """``resume_counting_loads(straight, tmp_path, k, **overrides)``: resume the straight
-    run's iter_k.pth in a new work dir: the samples it loaded, and the fetch number
-    ExactResumeHook reached."""
+    run's iter_k.pth in a new work dir: the samples it loaded, and the fetch number the loop
+    reached (None for mmengine's loop, which does not count them)."""
     def run(straight, tmp_path, k, **overrides):
         log = tmp_path / f'loads_resumed_at_{k}.txt'
         work_dir = tmp_path / f'resumed_at_{k}'
-        work_dir.mkdir()  # holds only iter_k.pth: ResumeHook points last_checkpoint at it
+        work_dir.mkdir()  # holds only iter_k.pth: the load policy resumes it
         shutil.copy(straight.root / 'straight' / f'iter_{k}.pth', work_dir)
         cfg = load_counting_cfg(straight.root, work_dir, log, resume=True, **overrides)
         runner = train_to_end(cfg)
         assert runner.iter == LOAD_ITERS
-        return read_loads(log), runner.train_loop.dataloader_iterator.fetches
+        return read_loads(log), getattr(runner.train_loop.dataloader_iterator, 'fetches', None)
 
     return run
 
@@ -226,7 +229,7 @@ def test_resume_does_not_load_the_batches_already_trained_on(tmp_path, straight,
     for k in (2, 8):
         loads, fetches = resume_counting_loads(straight, tmp_path, k)
         assert loads == straight.loads[k * LOAD_BATCH:], k
-        assert fetches == LOAD_ITERS  # ExactResumeHook numbered the fetches k..9
+        assert fetches == LOAD_ITERS  # the loop numbered the fetches k..9
 
 
 @pytest.mark.usefixtures('one_thread')
@@ -256,9 +259,9 @@ def test_replay_fallback(tmp_path, straight, monkeypatch, how, resume_counting_l
     """Contrast, and the fallback: mmengine's IterBasedTrainLoop, or ResumableIterBasedTrainLoop
     with a sampler that cannot be positioned (warning naming it), replay the 16 samples of the
     8 iterations trained on; the data trained on and the fetch numbers are the same."""
-    import fcn_plugin.engine.resumable_loop as resumable_loop
+    import fcn_plugin.runtime.exact_resume as exact_resume
     messages = []
-    monkeypatch.setattr(resumable_loop, 'print_log',
+    monkeypatch.setattr(exact_resume, 'print_log',
                         lambda msg, *a, **k: messages.append(msg))
     if how == 'mmengine-loop':
         overrides = dict(train_cfg=dict(type='IterBasedTrainLoop'))
@@ -266,7 +269,7 @@ def test_replay_fallback(tmp_path, straight, monkeypatch, how, resume_counting_l
         overrides = dict(train_dataloader=dict(sampler=dict(type='InfiniteSampler')))
     loads, fetches = resume_counting_loads(straight, tmp_path, 8, **overrides)
     assert loads == straight.loads  # all 20: 16 replayed, then the remaining 4
-    assert fetches == LOAD_ITERS
+    assert fetches == (None if how == 'mmengine-loop' else LOAD_ITERS)
     if how == 'not-positionable-sampler':
         assert any('InfiniteSampler' in m and 'fetches and discards 8 batches' in m
                    for m in messages), messages

@@ -1,6 +1,6 @@
 """A checkpoint that does not fit the model stops the runner (test, --resume, load_from) with
 one error naming the file and the keys; load_from of the staged recipe may lack only the new
-stage's score layers (CheckpointFitHook, fcn_plugin/utils/checkpoint_fit.py)."""
+stage's score layers (LoadPolicyHook, fcn_plugin/utils/checkpoint_fit.py)."""
 import os
 import os.path as osp
 import subprocess

@@ -8,7 +8,7 @@ from mmengine.dataset import InfiniteSampler
 from torch.utils.data import DataLoader
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.datasets import ResumableInfiniteSampler
+from fcn_plugin.runtime import ResumableInfiniteSampler
 from mmseg.registry import DATA_SAMPLERS
 
 

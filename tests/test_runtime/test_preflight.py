@@ -3,8 +3,8 @@ import pytest
 import torch.nn as nn
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.engine import ConfigError
-from fcn_plugin.engine.config_check_hook import check_channels
+from fcn_plugin.utils.config_vars import ConfigError
+from fcn_plugin.runtime.preflight import check_channels
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

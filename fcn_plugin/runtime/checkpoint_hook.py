@@ -1,13 +1,13 @@
-"""Checkpoints that are either complete or absent, and no more of them than ``max_keep_ckpts``.
+"""Checkpoints that are complete or absent, finite, and no more of them than ``max_keep_ckpts``.
 
 mmengine 0.10.7's ``CheckpointHook`` writes a checkpoint with ``open(path, 'wb').write(bytes)``
 under its final name (``LocalBackend.put``): a job killed during that write leaves a truncated
 ``iter_N.pth``. It also deletes the oldest checkpoint (``max_keep_ckpts``) and the previous best
-one *before* writing the new one, and writes ``work_dir/last_checkpoint`` (what ``--resume``
-reads) non-atomically. :class:`AtomicCheckpointHook` is that hook with those three fixed, a
-surplus checkpoint (a kill between the rename and the deletion) removed at the next save or
-start, and a full disk reported with the space needed; what ``--resume`` does with the files is
-:class:`~fcn_plugin.engine.resume_hook.ResumeHook`'s.
+one *before* writing the new one. :class:`AtomicCheckpointHook` is that hook with its saves
+written through a temporary file, the deletions done once the new file is complete, a
+checkpoint holding NaN/inf never written, a surplus checkpoint (a kill between the rename and
+the deletion) removed at the next save or start, and a full disk reported with the space
+needed. Which file ``--resume`` continues: :func:`~.checkpoint_files.resume_target`.
 """
 import contextlib
 import copy
@@ -27,6 +27,7 @@ from mmseg.registry import HOOKS
 
 from ..utils.io import atomic_write, atomic_write_text
 from .checkpoint_files import no_space_message, surplus_checkpoints
+from .divergence import checkpoint_nonfinite, describe_nonfinite, diverged
 
 TMP_PATTERN = '.*.tmp-*'  # fcn_plugin.utils.io.atomic_write's temporary files
 # what a failed save must not change (with the message hub's runtime info)
@@ -65,25 +66,28 @@ class _AtomicSaves:
     """The runner as ``CheckpointHook``'s code sees it: ``save_checkpoint`` writes atomically."""
 
     def __init__(self, hook: 'AtomicCheckpointHook', runner):
-        self.atomic_saves_of = runner
+        self._runner = runner
         self._hook = hook
 
     def save_checkpoint(self, out_dir, filename, *args, **kwargs) -> None:
-        self._hook.save_atomically(self.atomic_saves_of, out_dir, filename, *args, **kwargs)
+        self._hook.save_atomically(self._runner, out_dir, filename, *args, **kwargs)
 
     def __getattr__(self, name):
-        return getattr(self.atomic_saves_of, name)
+        return getattr(self._runner, name)
 
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """:class:`mmengine.hooks.CheckpointHook` (same arguments) whose files are complete or absent.
+    """:class:`mmengine.hooks.CheckpointHook` (same arguments) whose files are complete, finite
+    or absent.
 
     - Every checkpoint (periodic, last, best) is written by mmengine to a hidden temporary file
       ``.<name>.tmp-*`` in the same folder, fsync'ed and renamed over ``<name>``
       (:func:`fcn_plugin.utils.io.atomic_write`): a kill mid-write leaves only the temporary
-      file, which nothing reads; ``before_train`` removes those left by killed runs.
-    - ``last_checkpoint`` is written the same way, after the checkpoint it names is complete.
+      file, which nothing reads; ``before_train`` removes those left by killed runs. Then
+      ``last_checkpoint`` is rewritten atomically.
+    - A checkpoint whose weights or optimizer state hold NaN/inf is not written: the run stops
+      with :class:`~.divergence.DivergenceError` (``before_save_checkpoint``).
     - Old checkpoints (``max_keep_ckpts``, the previous best) are deleted only once the new
       checkpoint is complete, so even ``max_keep_ckpts=1`` always keeps one complete checkpoint;
       the disk needs room for ``max_keep_ckpts + 1`` checkpoints.
@@ -93,14 +97,17 @@ class AtomicCheckpointHook(CheckpointHook):
       the complete ones beyond the ``max_keep_ckpts`` highest are deleted, and truncated zip
       files (a plain mmengine run killed mid-write) too. Higher-numbered files (another run's)
       and non-zip files are left alone.
-    - A save that raises (disk full, a ``before_save_checkpoint`` check) leaves no file,
-      deletes nothing and changes neither ``last_checkpoint`` nor ``last_ckpt``/
-      ``keep_ckpt_ids``/``best_ckpt``; a full disk raises ``OSError(ENOSPC)`` naming the
-      checkpoint, the space it needs and the space free.
+    - A save that raises (disk full, a non-finite checkpoint) leaves no file, deletes nothing
+      and changes neither ``last_checkpoint`` nor ``last_ckpt``/``keep_ckpt_ids``/
+      ``best_ckpt``; a full disk raises ``OSError(ENOSPC)`` naming the checkpoint, the space
+      it needs and the space free.
 
-    Our configs select it as ``default_hooks.checkpoint`` (``interval``, ``max_keep_ckpts``...
-    as for ``CheckpointHook``). Remote folders (``out_dir`` with a ``scheme://``, or a
-    non-local ``backend_args``) are written as mmengine does.
+    Our configs select it as ``default_hooks.checkpoint``. Remote folders (``out_dir`` with a
+    ``scheme://``, or a non-local ``backend_args``) are written as mmengine does.
+
+    It overrides two private methods of ``CheckpointHook`` (``_save_checkpoint_with_step``,
+    ``_save_best_checkpoint``), calling them with the runner's ``save_checkpoint`` made atomic:
+    they are where mmengine 0.10.7 saves, and it has no public way to change how.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -119,6 +126,13 @@ class AtomicCheckpointHook(CheckpointHook):
         if not isinstance(backend, _DeferredRemovals):
             self.file_backend = _DeferredRemovals(backend)
         self._retain(runner, runner.epoch if self.by_epoch else runner.iter, start=True)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Refuse to write a checkpoint holding NaN/inf (weights or optimizer state)."""
+        names, total = checkpoint_nonfinite(checkpoint)
+        if names:
+            raise diverged(runner, 'the checkpoint to be saved was not written: ' +
+                           describe_nonfinite(names, total, 'tensors'))
 
     def save_atomically(self, runner, out_dir, filename, *args, **kwargs) -> None:
         """``runner.save_checkpoint(out_dir, filename, ...)``, through a temporary file."""
@@ -140,40 +154,15 @@ class AtomicCheckpointHook(CheckpointHook):
         self._written.append(final)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
-        """mmengine's, except that old checkpoints are deleted after the new one and
+        """mmengine's, saving atomically; old checkpoints are deleted once the new one and
         ``last_checkpoint`` are complete (``self.file_backend`` defers the deletions)."""
-        runner = getattr(runner, 'atomic_saves_of', runner)
         with self._undone_on_error(runner):
-            if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
-                                                self.keep_ckpt_ids[-1] == step):
-                if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                    old_step = self.keep_ckpt_ids.popleft()
-                    if is_main_process():
-                        self.file_backend.remove(
-                            self.file_backend.join_path(self.out_dir,
-                                                        self.filename_tmpl.format(old_step)))
-                self.keep_ckpt_ids.append(step)
-                runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-
-            ckpt_filename = self.filename_tmpl.format(step)
-            self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-            runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-            self.save_atomically(
-                runner,
-                self.out_dir,
-                ckpt_filename,
-                self.file_client_args,
-                save_optimizer=self.save_optimizer,
-                save_param_scheduler=self.save_param_scheduler,
-                meta=meta,
-                by_epoch=self.by_epoch,
-                backend_args=self.backend_args,
-                **self.args)
-            if not is_main_process():
-                return
-            atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
-        self._delete_pending()
-        self._retain(runner, step)
+            super()._save_checkpoint_with_step(_AtomicSaves(self, runner), step, meta)
+            if is_main_process():  # mmengine wrote it in place: a kill could cut it short
+                atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        if is_main_process():
+            self._delete_pending()
+            self._retain(runner, step)
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
         """mmengine's, with atomic writes and the previous best deleted after the new one."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcn_plugin.engine import ConfusionMatrixHook
+from fcn_plugin.evaluation import ConfusionMatrixHook
 from fcn_plugin.evaluation import FCNMetric
 
 CLASSES = ('background', 'cat', 'dog')

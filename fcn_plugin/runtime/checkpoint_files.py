@@ -1,7 +1,9 @@
-"""The numbered checkpoints in a folder (``iter_N.pth``, ``epoch_N.pth`` or a
-``CheckpointHook.filename_tmpl``): which are complete, which is the highest, which are surplus.
-:class:`~fcn_plugin.engine.resume_hook.ResumeHook` and
-:class:`~fcn_plugin.engine.atomic_checkpoint_hook.AtomicCheckpointHook` decide by them."""
+"""The numbered checkpoints a checkpoint hook writes (``iter_N.pth``, ``epoch_N.pth`` or its
+``filename_tmpl``, in its ``out_dir``): which are complete, which is the highest, which are
+surplus, and which one ``--resume`` continues (:func:`resume_target`).
+:class:`~.checkpoint_hook.AtomicCheckpointHook` and :class:`~.load_policy.LoadPolicyHook`
+decide by them."""
+import logging
 import os
 import os.path as osp
 import re
@@ -9,6 +11,9 @@ import shutil
 import string
 import zipfile
 from typing import List, Optional, Tuple
+
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -36,6 +41,11 @@ def checkpoint_pattern(filename_tmpl: Optional[str] = None) -> re.Pattern:
     regex = ''.join(re.escape(text) + (r'(\d+)' if field is not None else '')
                     for text, field, _, _ in parts)
     return re.compile(regex)
+
+
+def shown(filename_tmpl: str) -> str:
+    """``filename_tmpl`` as a name pattern for messages: ``iter_{}.pth`` -> ``iter_N.pth``."""
+    return re.sub(r'\{[^}]*\}', 'N', filename_tmpl)
 
 
 def checkpoint_step(path: str, filename_tmpl: Optional[str] = None) -> Optional[int]:
@@ -122,3 +132,76 @@ def no_space_message(path: str, written: int, filename_tmpl: str, max_keep_ckpts
 
 def _mib(size: int) -> str:
     return f'{size / 2**20:.1f} MiB'
+
+
+def checkpoint_hook(runner) -> Optional[CheckpointHook]:
+    """The runner's checkpoint hook (mmengine's ``CheckpointHook`` or a subclass), if any."""
+    return next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+
+
+def checkpoint_folder(hook: Optional[CheckpointHook], work_dir: str) -> Tuple[str, str]:
+    """``(folder, filename_tmpl)`` where ``hook`` writes its numbered checkpoints: mmengine's
+    rule (``CheckpointHook.before_train``): ``work_dir``, or ``out_dir/<work_dir's name>`` when
+    ``out_dir`` is set. Call it before ``before_train``, which rewrites ``hook.out_dir``."""
+    if hook is None:
+        return work_dir, 'iter_{}.pth'
+    folder = hook.out_dir or work_dir
+    if folder != work_dir:
+        folder = osp.join(folder, osp.basename(work_dir.rstrip(osp.sep)))
+    return folder, hook.filename_tmpl
+
+
+def read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """What ``work_dir/last_checkpoint`` names (mmengine writes it after each save); None if
+    it is missing, empty or not text."""
+    try:
+        with open(osp.join(work_dir, 'last_checkpoint'), encoding='utf-8') as f:
+            return f.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def resume_target(work_dir: str, folder: str, filename_tmpl: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues: the complete one named like ``filename_tmpl``
+    with the highest N in ``folder`` (where the checkpoint hook writes them; by N, not time: a
+    copied older file does not win), unless ``work_dir/last_checkpoint`` names a complete one
+    that is not numbered below it (a file set by hand, a best checkpoint). A ``last_checkpoint``
+    that is missing, unreadable, names an incomplete file or a lower N is passed over with a
+    warning. None: nothing was saved. A ``last_checkpoint`` naming a file that is gone while
+    nothing complete is left raises ``FileNotFoundError`` (instead of starting again at 0).
+    A remote ``last_checkpoint`` (``scheme://``) is returned as it is."""
+    recorded = read_last_checkpoint(work_dir)
+    if recorded and '://' in recorded:
+        return recorded
+    newest = None
+    for where in dict.fromkeys([folder] + ([osp.dirname(recorded)] if recorded else [])):
+        newest = find_newest_complete_checkpoint(where, filename_tmpl)
+        if newest:
+            break
+    recorded_ok = bool(recorded) and osp.isfile(recorded) and is_complete_checkpoint(recorded)
+    if recorded_ok and (newest is None or osp.samefile(newest, recorded) or
+                        not _numbered_above(newest, recorded, filename_tmpl)):
+        return recorded
+    save_file = osp.join(work_dir, 'last_checkpoint')
+    if newest is None:
+        if recorded is None:
+            return None
+        raise FileNotFoundError(
+            f'--resume: {save_file} names {recorded}, which is missing or incomplete, and '
+            f'{folder} holds no other complete checkpoint ({shown(filename_tmpl)}). Start '
+            'without --resume, or set load_from to a checkpoint to resume from.')
+    why = (f'{save_file} is missing, empty or unreadable' if recorded is None else
+           f'{save_file} names {recorded}, which ' +
+           ('is missing or incomplete' if not recorded_ok else
+            'is numbered below another complete checkpoint'))
+    print_log(f'--resume: {why}; resuming from the highest-numbered complete checkpoint '
+              f'{newest} instead.', logger='current', level=logging.WARNING)
+    return newest
+
+
+def _numbered_above(path: str, recorded: str, filename_tmpl: str) -> bool:
+    """Whether checkpoint ``path``'s N is above ``recorded``'s; a ``recorded`` name without N
+    (set by hand, a best checkpoint) is trusted."""
+    step = checkpoint_step(path, filename_tmpl)
+    recorded_step = checkpoint_step(recorded, filename_tmpl)
+    return step is not None and recorded_step is not None and step > recorded_step
