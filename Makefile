@@ -5,12 +5,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LINTED := fcn_plugin tools tests configs
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test lint docs-check demo clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-test.txt setup.py
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade 'pip<25' wheel
 	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
@@ -19,14 +20,21 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 	  $(BIN)/pip install -q 'setuptools<70' && \
 	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 \
 	    $(BIN)/pip install --no-build-isolation 'mmcv==2.1.0' )
-	# torch declares setuptools>=77; mmengine's mmseg:: config lookup needs pkg_resources (<81)
-	$(BIN)/pip install -q 'setuptools>=77,<81'
+	# torch declares setuptools>=77; mmengine's mmseg:: config lookup needs pkg_resources, which
+	# warns on every import from 80.9 on
+	$(BIN)/pip install -q 'setuptools>=77,<80.9'
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	$(BIN)/python -c 'import fcn_plugin, mmcv, mmseg; print("fcn_plugin ready: mmcv", mmcv.__version__, "mmseg", mmseg.__version__)'
 	touch $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest tests -q
+
+# flake8, isort and yapf as mmseg's pre-commit runs them (settings: setup.cfg)
+lint: setup
+	$(BIN)/python -m flake8 $(LINTED)
+	$(BIN)/python -m isort --check-only --diff $(LINTED)
+	$(BIN)/python -m yapf --diff --recursive $(LINTED)
 
 demo: setup
 	bash tools/demo.sh

@@ -42,7 +42,8 @@ test_pipeline = [
 train_dataloader = dict(
     sampler=dict(type='ResumableInfiniteSampler'),
     dataset=dict(datasets=[
-        dict(d, pipeline=train_pipeline) for d in _base_.train_dataloader.dataset.datasets]))
+        dict(d, pipeline=train_pipeline) for d in _base_.train_dataloader.dataset.datasets
+    ]))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # Collectives give up after 10 minutes instead of torch's 30 (--cfg-options

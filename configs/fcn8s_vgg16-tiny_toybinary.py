@@ -19,8 +19,7 @@ prepare_cmd = ('python tools/dataset_converters/make_toy_voc.py --binary && pyth
                'tools/dataset_converters/masks2labels.py data/toy_binary/masks '
                'data/toy_binary/labels')
 data = dict(data_root='data/toy_binary', metainfo=metainfo, prepare_cmd=prepare_cmd)
-train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False, dataset=data)
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=data)
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=data)
 test_dataloader = val_dataloader
 val_evaluator = dict(per_image_iou=True)
@@ -42,10 +41,6 @@ model = dict(
         init_cfg=dict(_delete_=True, type='Kaiming', layer='Conv2d', nonlinearity='relu')))
 optim_wrapper = dict(
     _delete_=True, type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
-param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=300, by_epoch=False)
-]
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=300, by_epoch=False)]
 train_cfg = dict(max_iters=300, val_interval=100)
-default_hooks = dict(
-    logger=dict(interval=25),
-    checkpoint=dict(interval=100, max_keep_ckpts=2))
+default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=100, max_keep_ckpts=2))

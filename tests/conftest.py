@@ -58,6 +58,7 @@ def load_tool():
     (once per session), registered in ``sys.modules`` as ``_tool_dataset_converters_sbd``.
     The tools' ``from _bootstrap import import_plugin`` finds ``tools/_bootstrap.py``, preloaded
     as module ``_bootstrap`` (as ``python tools/x.py`` finds it on ``sys.path[0]``)."""
+
     def load(name):
         module_name = '_tool_' + name.replace('/', '_')
         if module_name not in sys.modules:
@@ -74,9 +75,10 @@ def load_tool():
 def model_cfg():
     """``model_cfg(variant='8s', width=2, fc=8, **head)``: configs/_base_/models/fcn{variant}_vgg16
     at ``width`` base channels and ``fc`` fc6/fc7 channels, ``head`` merged into the decode head."""
+
     def make(variant='8s', width=2, fc=8, **head):
-        cfg = Config.fromfile(
-            osp.join(REPO_ROOT, f'configs/_base_/models/fcn{variant}_vgg16.py')).model
+        cfg = Config.fromfile(osp.join(REPO_ROOT,
+                                       f'configs/_base_/models/fcn{variant}_vgg16.py')).model
         cfg = copy.deepcopy(cfg)
         cfg.backbone.update(base_channels=width, fc_channels=fc)
         chans = {2: 4 * width, 3: 8 * width, 5: fc}
@@ -111,8 +113,8 @@ def samples():
         for h, w in shapes:
             sample = SegDataSample()
             sample.gt_sem_seg = PixelData(
-                data=torch.randint(0, num_classes, (1, h, w)).masked_fill_(
-                    torch.rand(1, h, w) < 0.1, 255))
+                data=torch.randint(0, num_classes, (
+                    1, h, w)).masked_fill_(torch.rand(1, h, w) < 0.1, 255))
             sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
             out.append(sample)
         return out
@@ -124,6 +126,7 @@ def samples():
 def preprocess(samples):
     """``preprocess(model, shapes, training=False, num_classes=21)``: random uint8 images of
     ``shapes`` with :func:`samples`, through the model's data preprocessor."""
+
     def run(model, shapes, training=False, num_classes=21):
         data = dict(
             inputs=[torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for h, w in shapes],
@@ -137,6 +140,7 @@ def preprocess(samples):
 def randomize():
     """``randomize(module, seed=0)``: random weights everywhere, score layers included (they
     start at zero), but not pytorch-fcn's ``upscore`` layers; returns the module in eval mode."""
+
     def run(module, seed=0):
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -154,13 +158,16 @@ def make_voc():
     """``make_voc(root, n_train=6, n_val=2, size=(20, 28), seed=0)``: the VOC2012 layout under
     ``root``: JPEGImages/*.jpg, SegmentationClass/*.png (palette, one class 1-20 in a block, a
     255 border line), ImageSets/Segmentation/{train,val}.txt. Returns ``{split: ids}``."""
+
     def make(root, n_train=6, n_val=2, size=(20, 28), seed=0):
         rng = np.random.default_rng(seed)
         root = str(root)
         for sub in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'):
             os.makedirs(osp.join(root, sub), exist_ok=True)
-        ids = {'train': [f'2007_{i:06d}' for i in range(n_train)],
-               'val': [f'2008_{i:06d}' for i in range(n_val)]}
+        ids = {
+            'train': [f'2007_{i:06d}' for i in range(n_train)],
+            'val': [f'2008_{i:06d}' for i in range(n_val)]
+        }
         h, w = size
         for split, names in ids.items():
             for name in names:
@@ -171,8 +178,7 @@ def make_voc():
                 label[y, x:x + w // 2] = 255  # a void border, as in VOC
                 image = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
                 image[label == cls] += np.uint8(40 + 8 * cls)
-                Image.fromarray(image).save(osp.join(root, 'JPEGImages', name + '.jpg'),
-                                            quality=90)
+                Image.fromarray(image).save(osp.join(root, 'JPEGImages', name + '.jpg'), quality=90)
                 save_label_png(label, osp.join(root, 'SegmentationClass', name + '.png'))
             with open(osp.join(root, 'ImageSets/Segmentation', split + '.txt'), 'w') as f:
                 f.write('\n'.join(names) + '\n')
@@ -212,56 +218,84 @@ def tiny_cfg():
     summed loss as the reference) with the runtime of configs/_base_/fcn_runtime.py (its hooks
     and seed) on a :func:`make_voc` folder; the recipes' train loop and sampler
     (ResumableIterBasedTrainLoop, ResumableInfiniteSampler). ``custom_hooks`` are appended."""
-    def make(root, work_dir, max_iters=6, lr=1e-3, val_interval=2, ckpt_interval=3,
-             custom_hooks=None, **overrides):
+
+    def make(root,
+             work_dir,
+             max_iters=6,
+             lr=1e-3,
+             val_interval=2,
+             ckpt_interval=3,
+             custom_hooks=None,
+             **overrides):
         cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/_base_/fcn_runtime.py'))
-        loader = dict(batch_size=1, num_workers=0,
-                      sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=_dataset_cfg(root, 'val'))
-        cfg.merge_from_dict(dict(
-            work_dir=str(work_dir),
-            log_level='WARNING',
-            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
-            model=dict(
-                type='EncoderDecoder',
-                data_preprocessor=dict(
-                    type='PadSegDataPreProcessor', mean=[104.00699, 116.66877, 122.67892],
-                    std=[1.0, 1.0, 1.0], bgr_to_rgb=False, pad_val=0, seg_pad_val=255),
-                backbone=dict(type='VGG', depth=11, base_channels=4, fc_channels=16,
-                              first_conv_padding=100, dropout_ratio=0.5, out_indices=(2, 3, 5)),
-                decode_head=dict(
-                    type='FCNSkipHead', in_channels=(16, 32, 16), in_index=(0, 1, 2),
-                    num_classes=VOC_NUM_CLASSES,
-                    loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                                     loss_weight=1.0, reduction='sum')),
-                train_cfg=dict(),
-                test_cfg=dict(mode='whole')),
-            train_dataloader=dict(
-                batch_size=1, num_workers=0,
-                sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
-                dataset=_dataset_cfg(root, 'train')),
-            val_dataloader=loader,
-            test_dataloader=copy.deepcopy(loader),
-            val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
-            test_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
-            optim_wrapper=dict(
-                type='OptimWrapper',
-                optimizer=dict(type='SGD', lr=lr, momentum=0.99, weight_decay=5e-4),
-                paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0)),
-            param_scheduler=[],
-            train_cfg=dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters,
-                           val_interval=val_interval),
-            val_cfg=dict(type='ValLoop'),
-            test_cfg=dict(type='TestLoop'),
-            default_hooks=dict(
-                timer=dict(type='IterTimerHook'),
-                logger=dict(type='RankZeroLoggerHook', interval=1, log_metric_by_epoch=False),
-                param_scheduler=dict(type='ParamSchedulerHook'),
-                checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False,
-                                interval=ckpt_interval),
-                sampler_seed=dict(type='DistSamplerSeedHook')),
-            visualizer=dict(type='SegLocalVisualizer', vis_backends=[], name='visualizer'),
-        ))
+        loader = dict(
+            batch_size=1,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=_dataset_cfg(root, 'val'))
+        cfg.merge_from_dict(
+            dict(
+                work_dir=str(work_dir),
+                log_level='WARNING',
+                env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
+                model=dict(
+                    type='EncoderDecoder',
+                    data_preprocessor=dict(
+                        type='PadSegDataPreProcessor',
+                        mean=[104.00699, 116.66877, 122.67892],
+                        std=[1.0, 1.0, 1.0],
+                        bgr_to_rgb=False,
+                        pad_val=0,
+                        seg_pad_val=255),
+                    backbone=dict(
+                        type='VGG',
+                        depth=11,
+                        base_channels=4,
+                        fc_channels=16,
+                        first_conv_padding=100,
+                        dropout_ratio=0.5,
+                        out_indices=(2, 3, 5)),
+                    decode_head=dict(
+                        type='FCNSkipHead',
+                        in_channels=(16, 32, 16),
+                        in_index=(0, 1, 2),
+                        num_classes=VOC_NUM_CLASSES,
+                        loss_decode=dict(
+                            type='CrossEntropyLoss',
+                            use_sigmoid=False,
+                            loss_weight=1.0,
+                            reduction='sum')),
+                    train_cfg=dict(),
+                    test_cfg=dict(mode='whole')),
+                train_dataloader=dict(
+                    batch_size=1,
+                    num_workers=0,
+                    sampler=dict(type='ResumableInfiniteSampler', shuffle=True),
+                    dataset=_dataset_cfg(root, 'train')),
+                val_dataloader=loader,
+                test_dataloader=copy.deepcopy(loader),
+                val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
+                test_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
+                optim_wrapper=dict(
+                    type='OptimWrapper',
+                    optimizer=dict(type='SGD', lr=lr, momentum=0.99, weight_decay=5e-4),
+                    paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0)),
+                param_scheduler=[],
+                train_cfg=dict(
+                    type='ResumableIterBasedTrainLoop',
+                    max_iters=max_iters,
+                    val_interval=val_interval),
+                val_cfg=dict(type='ValLoop'),
+                test_cfg=dict(type='TestLoop'),
+                default_hooks=dict(
+                    timer=dict(type='IterTimerHook'),
+                    logger=dict(type='RankZeroLoggerHook', interval=1, log_metric_by_epoch=False),
+                    param_scheduler=dict(type='ParamSchedulerHook'),
+                    checkpoint=dict(
+                        type='AtomicCheckpointHook', by_epoch=False, interval=ckpt_interval),
+                    sampler_seed=dict(type='DistSamplerSeedHook')),
+                visualizer=dict(type='SegLocalVisualizer', vis_backends=[], name='visualizer'),
+            ))
         if custom_hooks is not None:
             cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + list(custom_hooks)
         cfg.merge_from_dict(overrides)
@@ -318,6 +352,7 @@ def toy_binary_child(toy_binary, repo_root):
     """``toy_binary_child(path, body='')``: a child config of the binary toy config written to
     ``path``, set with mmseg's nested keys: the :func:`toy_binary` data, classes renamed
     ('bg', 'fg'), 2 iterations with a checkpoint at each, quiet logs; ``body`` appended."""
+
     def write(path, body=''):
         base = osp.join(repo_root, 'configs', 'fcn8s_vgg16-tiny_toybinary.py')
         path.write_text(
@@ -341,10 +376,15 @@ def toy_binary_child(toy_binary, repo_root):
 def check_dataset():
     """``check_dataset(config, *args)``: ``tools/check_dataset.py`` in a subprocess (its
     CompletedProcess, output captured as text)."""
+
     def run(config, *args):
         return subprocess.run(
-            [sys.executable, osp.join(REPO_ROOT, 'tools', 'check_dataset.py'), str(config),
-             *args], capture_output=True, text=True, cwd=REPO_ROOT,
+            [sys.executable,
+             osp.join(REPO_ROOT, 'tools', 'check_dataset.py'),
+             str(config), *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
             env=dict(os.environ, OMP_NUM_THREADS='1'))
 
     return run
@@ -354,6 +394,7 @@ def check_dataset():
 def write_config():
     """``write_config(path, root, val_type='PascalVOCDataset')``: a config file with the train
     (ValidatedDataset), val and test datasets of a :func:`make_voc` folder; returns ``path``."""
+
     def write(path, root, val_type='PascalVOCDataset'):
         val = _dataset_cfg(root, 'val', wrap=False)
         val['type'] = val_type
@@ -374,6 +415,7 @@ def assert_matches_plain():
     """``check(model, plain, sizes)``: an mmseg FCN's ``predict`` logits against a
     :class:`~fcn_plugin.converters.plain_fcn.PlainFCN`'s at each ``(H, W)``: within 1e-4 of the
     logit range, same argmax."""
+
     def check(model, plain, sizes):
         for size in sizes:
             x = torch.randn(1, 3, *size) * 50

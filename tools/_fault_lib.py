@@ -62,9 +62,14 @@ def run(cmd, log, env, cwd=None, timeout=300, kill_when=None):
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = Tail(log + '.err').read()
     lines = [ln.strip() for ln in (err or tail.read()).splitlines() if ln.strip()]
-    return dict(rc=proc.returncode, seconds=round(time.monotonic() - t0, 2),
-                peak_mib=round(usage.ru_maxrss / 1024), out=tail.read(), err=err,
-                last=lines[-1] if lines else '', killed=killed)
+    return dict(
+        rc=proc.returncode,
+        seconds=round(time.monotonic() - t0, 2),
+        peak_mib=round(usage.ru_maxrss / 1024),
+        out=tail.read(),
+        err=err,
+        last=lines[-1] if lines else '',
+        killed=killed)
 
 
 def alive(pid):
@@ -97,13 +102,12 @@ class _Exec:
         self.code = code
 
     def __reduce__(self):
-        return exec, (self.code,)
+        return exec, (self.code, )
 
 
 def make_pickle_bomb(path, marker):
     """A checkpoint that writes ``marker`` if it is ever unpickled without weights_only."""
-    torch.save({'state_dict': {}, 'meta': _Exec(f'open({marker!r}, "w").write("code ran")')},
-               path)
+    torch.save({'state_dict': {}, 'meta': _Exec(f'open({marker!r}, "w").write("code ran")')}, path)
 
 
 def make_zip_bomb(path, size=2 << 30):

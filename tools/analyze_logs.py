@@ -80,12 +80,13 @@ def plot(series, keys, out, title=None):
     present = [k for k in keys if k in series]
     missing = [k for k in keys if k not in series]
     if missing:
-        print(f'warning: no values for {missing} in the log (available: {sorted(series)})',
-              file=sys.stderr)
+        print(
+            f'warning: no values for {missing} in the log (available: {sorted(series)})',
+            file=sys.stderr)
     if not present:
         raise ValueError(f'none of {keys} is in the log; available keys: {sorted(series)}')
-    fig, axes = plt.subplots(len(present), 1, figsize=(7, 2.6 * len(present)), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(present), 1, figsize=(7, 2.6 * len(present)), sharex=True, squeeze=False)
     for ax, key in zip(axes[:, 0], present):
         xs, ys = list(series[key]), list(series[key].values())
         is_val = key in VAL_KEYS
@@ -105,10 +106,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Plot loss and mIoU of a work dir')
     parser.add_argument('work_dir', help='work dir of tools/train.py, or a scalars.json file')
     parser.add_argument('--out', default=None, help='output PNG (default WORK_DIR/curves.png)')
-    parser.add_argument('--keys', nargs='+', default=['loss', 'mIoU'],
-                        help='logged keys to plot, one panel each (default: loss mIoU)')
-    parser.add_argument('--run', default=None,
-                        help='only this run (timestamp folder name); default: all runs')
+    parser.add_argument(
+        '--keys',
+        nargs='+',
+        default=['loss', 'mIoU'],
+        help='logged keys to plot, one panel each (default: loss mIoU)')
+    parser.add_argument(
+        '--run', default=None, help='only this run (timestamp folder name); default: all runs')
     parser.add_argument('--title', default=None, help='figure title')
     return parser.parse_args(argv)
 
@@ -119,10 +123,9 @@ def main(argv=None):
         files = find_scalar_files(args.work_dir, args.run)
         series = load_scalars(files)
         out = args.out or osp.join(
-            args.work_dir if osp.isdir(args.work_dir) else osp.dirname(args.work_dir),
-            'curves.png')
-        drawn = plot(series, args.keys, out, args.title or osp.basename(
-            osp.normpath(args.work_dir)))
+            args.work_dir if osp.isdir(args.work_dir) else osp.dirname(args.work_dir), 'curves.png')
+        drawn = plot(series, args.keys, out, args.title
+                     or osp.basename(osp.normpath(args.work_dir)))
     except (FileNotFoundError, ValueError) as e:
         print(f'tools/analyze_logs.py: {e}', file=sys.stderr)
         return 1

@@ -52,10 +52,9 @@ import os.path as osp
 import statistics
 import time
 
-from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-
 import torch
 import torch.nn as nn
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 from mmengine.config import DictAction
 
 import_plugin()
@@ -66,36 +65,61 @@ from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
-from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
-                                                apply_inference_args)
+from fcn_plugin.utils.inference_options import add_inference_args  # noqa: E402
+from fcn_plugin.utils.inference_options import apply_inference_args
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Benchmark a segmentor (speed, memory, FLOPs)')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='checkpoint (optional: without it, initialised weights)')
-    parser.add_argument('--shape', type=int, nargs=2, default=[500, 500], metavar=('H', 'W'),
-                        help='input height and width (default 500 500, a VOC-sized image)')
-    parser.add_argument('--batch-size', type=int, nargs='+', default=[1],
-                        help='images per run; several values make a sweep (default 1)')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default=None,
-                        help='default: cuda if available, else cpu')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help='checkpoint (optional: without it, initialised weights)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[500, 500],
+        metavar=('H', 'W'),
+        help='input height and width (default 500 500, a VOC-sized image)')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        nargs='+',
+        default=[1],
+        help='images per run; several values make a sweep (default 1)')
+    parser.add_argument(
+        '--device',
+        choices=['cpu', 'cuda'],
+        default=None,
+        help='default: cuda if available, else cpu')
     parser.add_argument('--repeat', type=int, default=5, help='timed runs (default 5)')
-    parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed runs first, the first one counting FLOPs (default 1)')
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=1,
+        help='untimed runs first, the first one counting FLOPs (default 1)')
     parser.add_argument('--train', action='store_true', help='also time one training step')
-    parser.add_argument('--compare-plain', action='store_true',
-                        help='also time a plain PyTorch module with the same weights')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (CPU); default: torch\'s choice')
-    parser.add_argument('--cudnn-benchmark', action='store_true',
-                        help='torch.backends.cudnn.benchmark (sizes repeat here)')
+    parser.add_argument(
+        '--compare-plain',
+        action='store_true',
+        help='also time a plain PyTorch module with the same weights')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (CPU); default: torch\'s choice')
+    parser.add_argument(
+        '--cudnn-benchmark',
+        action='store_true',
+        help='torch.backends.cudnn.benchmark (sizes repeat here)')
     add_inference_args(parser)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, help='also write the figures to this JSON file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -159,8 +183,10 @@ class PeakMemory:
 def count_flops(fn, model=None) -> int:
     """FLOPs of one ``fn()``, with ``model``'s fast inference paths off: the network's FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode
-    fast = [m for m in (model.modules() if model is not None else ())
-            if getattr(m, 'fast_inference', False)]
+    fast = [
+        m for m in (model.modules() if model is not None else ())
+        if getattr(m, 'fast_inference', False)
+    ]
     for m in fast:
         m.fast_inference = False
     try:
@@ -232,9 +258,14 @@ def make_batch(model, shape, batch, num_classes, device, seed, training):
     data = dict(inputs=[], data_samples=[])
     for _ in range(batch):
         data['inputs'].append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
-        sample = SegDataSample(metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), padding_size=[0, 0, 0, 0],
-            scale_factor=(1.0, 1.0), flip=False))
+        sample = SegDataSample(
+            metainfo=dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                padding_size=[0, 0, 0, 0],
+                scale_factor=(1.0, 1.0),
+                flip=False))
         label = torch.randint(0, num_classes, (1, h, w), generator=g)
         sample.gt_sem_seg = PixelData(data=label)
         data['data_samples'].append(sample)
@@ -268,11 +299,11 @@ def plain_context(model, device):
 def bench_inference(model, args, batch, device, mem):
     model.eval()
     num_classes = model.decode_head.num_classes
-    inputs, samples = make_batch(model, args.shape, batch, num_classes, device,
-                                 args.seed, training=False)
+    inputs, samples = make_batch(
+        model, args.shape, batch, num_classes, device, args.seed, training=False)
     plain = build_plain(model) if args.compare_plain else None
-    plain_inputs = inputs.contiguous(memory_format=torch.channels_last) if getattr(
-        model, 'channels_last', False) else inputs
+    plain_inputs = inputs.contiguous(
+        memory_format=torch.channels_last) if getattr(model, 'channels_last', False) else inputs
 
     @torch.no_grad()
     def run_mmseg():
@@ -310,12 +341,15 @@ def bench_inference(model, args, batch, device, mem):
             times[name].append(timed(runners[name], device))
     for name, fn in runners.items():
         peak, excess, how = mem.measure(fn)
-        results[name] = dict(summarize(times[name], flops[name], batch),
-                             peak_mem_bytes=peak, peak_mem_excess_bytes=excess, mem_how=how,
-                             times_s=times[name])
+        results[name] = dict(
+            summarize(times[name], flops[name], batch),
+            peak_mem_bytes=peak,
+            peak_mem_excess_bytes=excess,
+            mem_how=how,
+            times_s=times[name])
     if plain is not None:
-        results['ratio_mmseg_over_plain'] = (results['mmseg']['median_s'] /
-                                             results['plain']['median_s'])
+        results['ratio_mmseg_over_plain'] = (
+            results['mmseg']['median_s'] / results['plain']['median_s'])
         pair = [a / b for a, b in zip(times['mmseg'], times['plain'])]
         results['ratio_paired_median'] = statistics.median(pair)
         results['check'] = check
@@ -331,11 +365,17 @@ def bench_train(model, cfg, args, batch, device, mem):
         if device.type != 'cuda':
             raise SystemExit('tools/benchmark.py: --train with --precision fp16/bf16 uses '
                              "mmengine's AmpOptimWrapper, which needs a GPU")
-        wrapper_cfg = dict(wrapper_cfg, type='AmpOptimWrapper', loss_scale='dynamic',
-                           dtype={'fp16': 'float16', 'bf16': 'bfloat16'}[args.precision])
+        wrapper_cfg = dict(
+            wrapper_cfg,
+            type='AmpOptimWrapper',
+            loss_scale='dynamic',
+            dtype={
+                'fp16': 'float16',
+                'bf16': 'bfloat16'
+            }[args.precision])
     optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
-    data = make_batch(model, args.shape, batch, model.decode_head.num_classes,
-                      device, args.seed, training=True)
+    data = make_batch(
+        model, args.shape, batch, model.decode_head.num_classes, device, args.seed, training=True)
 
     def step():
         return model.train_step(data, optim_wrapper)
@@ -345,8 +385,12 @@ def bench_train(model, cfg, args, batch, device, mem):
         step()
     times = [timed(step, device) for _ in range(args.repeat)]
     peak, excess, how = mem.measure(step)
-    return dict(summarize(times, flops, batch), peak_mem_bytes=peak,
-                peak_mem_excess_bytes=excess, mem_how=how, times_s=times)
+    return dict(
+        summarize(times, flops, batch),
+        peak_mem_bytes=peak,
+        peak_mem_excess_bytes=excess,
+        mem_how=how,
+        times_s=times)
 
 
 # ----------------------------------------------------------------------------- report
@@ -384,14 +428,20 @@ def main(argv=None):
     model = build_model(cfg, args.checkpoint, device, args.seed)
     mem = PeakMemory(device)
     h, w = args.shape
-    header = dict(config=args.config, checkpoint=args.checkpoint, shape=[h, w],
-                  batch_sizes=args.batch_size, device=device_name,
-                  device_detail=(torch.cuda.get_device_name(device) if device.type == 'cuda'
-                                 else f'CPU, {torch.get_num_threads()} threads'),
-                  precision=getattr(model, 'inference_precision', 'fp32'),
-                  channels_last=bool(getattr(model, 'channels_last', False)),
-                  cudnn_benchmark=bool(args.cudnn_benchmark),
-                  torch=torch.__version__, repeat=args.repeat, warmup=args.warmup)
+    header = dict(
+        config=args.config,
+        checkpoint=args.checkpoint,
+        shape=[h, w],
+        batch_sizes=args.batch_size,
+        device=device_name,
+        device_detail=(torch.cuda.get_device_name(device)
+                       if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'),
+        precision=getattr(model, 'inference_precision', 'fp32'),
+        channels_last=bool(getattr(model, 'channels_last', False)),
+        cudnn_benchmark=bool(args.cudnn_benchmark),
+        torch=torch.__version__,
+        repeat=args.repeat,
+        warmup=args.warmup)
     print(f'{args.config}: {h}x{w}, {header["precision"]}'
           f'{", channels-last" if header["channels_last"] else ""}, {header["device_detail"]}, '
           f'torch {torch.__version__}, {args.warmup} warm-up + {args.repeat} timed runs')

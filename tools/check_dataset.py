@@ -24,28 +24,36 @@ import sys
 from typing import Tuple
 
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
 import_plugin()
 
+from mmseg.registry import DATASETS  # noqa: E402
+
 from fcn_plugin.datasets.label_checks import dataset_classes  # noqa: E402
 from fcn_plugin.runtime.preflight import check_split, missing_folders  # noqa: E402
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
 from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
-from mmseg.registry import DATASETS  # noqa: E402
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Check the datasets of a config')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('--splits', nargs='+', default=['train', 'val', 'test'],
-                        choices=['train', 'val', 'test'], help='which data loaders to check')
-    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
-                        help='processes that load and check samples')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--splits',
+        nargs='+',
+        default=['train', 'val', 'test'],
+        choices=['train', 'val', 'test'],
+        help='which data loaders to check')
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=min(8,
+                    os.cpu_count() or 1),
+        help='processes that load and check samples')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     return parser.parse_args()
 
 
@@ -65,15 +73,19 @@ def check(name: str, dataset_cfg: dict, workers: int) -> Tuple[int, int]:
     try:
         built = DATASETS.build(lazy(dataset_cfg))
     except Exception as error:  # e.g. PascalVOCDataset asserts that its folders exist
-        print(f'{name}: the dataset cannot be built ({type(error).__name__}: {error}'
-              f'{missing_folders(inner) if not str(error) else ""}); check '
-              f"data_root={inner.get('data_root')!r}, data_prefix and ann_file, or prepare the "
-              'data first', flush=True)
+        print(
+            f'{name}: the dataset cannot be built ({type(error).__name__}: {error}'
+            f'{missing_folders(inner) if not str(error) else ""}); check '
+            f"data_root={inner.get('data_root')!r}, data_prefix and ann_file, or prepare the "
+            'data first',
+            flush=True)
         return 1, 0
     leaf = getattr(built, 'dataset', built)
     classes, ignore = dataset_classes(built)
-    print(f'{name}: {type(leaf).__name__} {getattr(leaf, "ann_file", "")} '
-          f'({len(classes) if classes else None} classes, ignore {ignore})', flush=True)
+    print(
+        f'{name}: {type(leaf).__name__} {getattr(leaf, "ann_file", "")} '
+        f'({len(classes) if classes else None} classes, ignore {ignore})',
+        flush=True)
     try:
         report = check_split(name, built, full=True, workers=workers)
     except FileNotFoundError as error:  # no list of samples: nothing else to check
@@ -91,8 +103,7 @@ def check(name: str, dataset_cfg: dict, workers: int) -> Tuple[int, int]:
     if report.bad_files:
         print(f'{name}: {len(report.bad_files)} bad file(s)', flush=True)
     elif errors:
-        print(f'{name}: every sample loads, but the labels cannot be right (see above)',
-              flush=True)
+        print(f'{name}: every sample loads, but the labels cannot be right (see above)', flush=True)
     else:
         print(f'{name}: all {report.samples} samples OK', flush=True)
     return len(report.bad_files), errors
@@ -109,8 +120,8 @@ def main():
         loader = cfg.get(f'{split}_dataloader')
         if not loader or 'dataset' not in loader:
             continue
-        dataset_cfg = loader['dataset'].to_dict() if hasattr(
-            loader['dataset'], 'to_dict') else dict(loader['dataset'])
+        dataset_cfg = loader['dataset'].to_dict() if hasattr(loader['dataset'],
+                                                             'to_dict') else dict(loader['dataset'])
         if dataset_cfg in seen:
             print(f'{split}: same dataset as above')
             continue

@@ -42,21 +42,23 @@ import sys
 import tempfile
 import time
 
-from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-
 import torch
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 
 import_plugin()
 
-from _fault_lib import (DATA_FAULTS, Tail, alive, children, corrupt_sample,  # noqa: E402
-                        make_pickle_bomb, make_zip_bomb, run, wait_until)
+from _fault_lib import corrupt_sample  # noqa: E402
+from _fault_lib import (DATA_FAULTS, Tail, alive, children, make_pickle_bomb, make_zip_bomb, run,
+                        wait_until)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
 ITERS, EVERY, KEEP, MAX_MIB = 24, 4, 2, 1024
-ENV = {k: v for k, v in os.environ.items() if k not in (
-    'RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT',
-    'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')}
+ENV = {
+    k: v
+    for k, v in os.environ.items() if k not in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR',
+                                                'MASTER_PORT', 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+}
 ENV.update(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 CKPT_FAULTS = [  # fault, what the last line must match
     ('unrelated keys', 'unexpected|missing|key'),
@@ -66,11 +68,13 @@ CKPT_FAULTS = [  # fault, what the last line must match
     ('zip bomb', 'bomb|too large|decompress|size|GiB|exceed'),
     ('tensor-only', 'state.?dict|tensor|not a checkpoint|weights'),
 ]
-DATA_PATTERNS = dict(zip(DATA_FAULTS, [
-    'not found|no such|missing|not exist', 'truncat|corrupt|decod|incomplete',
-    'corrupt|decod|crc|truncat|broken|cannot identify', 'outside|range|value',
-    'colou?r|channel|rgb', 'size|shape', 'pixel|large|bomb|decompress|dimension|limit',
-    'symbolic|symlink|loop']))
+DATA_PATTERNS = dict(
+    zip(DATA_FAULTS, [
+        'not found|no such|missing|not exist', 'truncat|corrupt|decod|incomplete',
+        'corrupt|decod|crc|truncat|broken|cannot identify', 'outside|range|value',
+        'colou?r|channel|rgb', 'size|shape', 'pixel|large|bomb|decompress|dimension|limit',
+        'symbolic|symlink|loop'
+    ]))
 
 
 def tool(name, *args):
@@ -98,8 +102,10 @@ def run_tool(cmd, log, env=ENV, **kwargs):
 def checkpoints(work):
     """{N: path} of the iter_N.pth files in ``work``."""
     names = os.listdir(work) if osp.isdir(work) else []
-    return {int(m.group(1)): osp.join(work, m.group(0))
-            for m in map(re.compile(r'iter_(\d+)\.pth').fullmatch, names) if m}
+    return {
+        int(m.group(1)): osp.join(work, m.group(0))
+        for m in map(re.compile(r'iter_(\d+)\.pth').fullmatch, names) if m
+    }
 
 
 def load(path):
@@ -125,9 +131,11 @@ def same_weights(a, b):
 def completed_saves(out):
     """Iterations whose checkpoint save finished, as the log shows: a line follows it."""
     lines = out.splitlines()
-    return [int(m.group(1)) for i, line in enumerate(lines)
-            for m in [re.search(r'Saving checkpoint at (\d+) iterations', line)]
-            if m and any('Iter(' in later or 'Saving' in later for later in lines[i + 1:])]
+    return [
+        int(m.group(1)) for i, line in enumerate(lines)
+        for m in [re.search(r'Saving checkpoint at (\d+) iterations', line)]
+        if m and any('Iter(' in later or 'Saving' in later for later in lines[i + 1:])
+    ]
 
 
 def resumed_at(out):
@@ -146,6 +154,7 @@ def kill_trigger(rng, work, mode=None):
         def when(tail):
             seen.update(n for n in os.listdir(work) if n.startswith('.iter_') and 'tmp-' in n)
             return len(seen - old) >= nth
+
         return f'in save #{nth}', when
     if mode == 'iter':
         at, delay, hit = rng.randint(1, ITERS), rng.uniform(0, 0.15), []
@@ -154,6 +163,7 @@ def kill_trigger(rng, work, mode=None):
             if not hit and re.search(rf'Iter\(train\) \[\s*{at}/', tail.read()):
                 hit.append(time.monotonic())
             return bool(hit) and time.monotonic() - hit[0] >= delay
+
         return f'iter {at}+{delay:.2f}s', when
     after, start = rng.uniform(0.5, 6.0), time.monotonic()
     return f'{after:.1f}s in', lambda tail: time.monotonic() - start >= after
@@ -170,8 +180,10 @@ def kill_trial(i, rng, ctx, first_mode=None):
         killing = step == 0 or (len(kills) < 2 and rng.random() < 0.4)
         what, when = kill_trigger(rng, work, first_mode if step == 0 else None) if killing \
             else ('', None)
-        r = run_tool(train_cmd(work, ctx.data, resume=step > 0),
-                     osp.join(ctx.dir, f'kill{i}_{step}'), kill_when=when)
+        r = run_tool(
+            train_cmd(work, ctx.data, resume=step > 0),
+            osp.join(ctx.dir, f'kill{i}_{step}'),
+            kill_when=when)
         if step > 0 and (r['killed'] is None or 'resumed epoch' in r['out']):
             resumed.append(resumed_at(r['out']))
             if resumed[-1] != highest:
@@ -198,10 +210,17 @@ def kill_trial(i, rng, ctx, first_mode=None):
         problems.append(f'{len(ckpts)} checkpoints left (max_keep_ckpts={KEEP})')
     if any('tmp-' in n for n in os.listdir(work)):
         problems.append('temporary files left')
-    return dict(fault='; '.join(kills), tool='train.py', expected='same weights', rc=r['rc'],
-                ok=not problems, seconds=round(time.monotonic() - t0, 1),
-                peak_mib=r['peak_mib'], lost=lost, last='; '.join(problems) or
-                f'resumed at {resumed}, at most {most} checkpoints on disk, same weights')
+    return dict(
+        fault='; '.join(kills),
+        tool='train.py',
+        expected='same weights',
+        rc=r['rc'],
+        ok=not problems,
+        seconds=round(time.monotonic() - t0, 1),
+        peak_mib=r['peak_mib'],
+        lost=lost,
+        last='; '.join(problems)
+        or f'resumed at {resumed}, at most {most} checkpoints on disk, same weights')
 
 
 # --------------------------------------------------------------------------- hostile inputs
@@ -212,16 +231,23 @@ def judge(fault, name, r, pattern=None, line=None, bad_file=None):
     if pattern is None:
         ok = r['rc'] == 0
     else:
-        ok = r['rc'] > 0 and bool(re.search(pattern, line, re.I)) and (
-            bad_file is None or osp.basename(bad_file) in line) and not line.startswith(
-                ('File "', 'raise ', 'Traceback'))
+        ok = r['rc'] > 0 and bool(re.search(
+            pattern, line, re.I)) and (bad_file is None
+                                       or osp.basename(bad_file) in line) and not line.startswith(
+                                           ('File "', 'raise ', 'Traceback'))
     notes = [] if ok else ['unexpected:']
     if r['peak_mib'] > MAX_MIB or r['killed'] == 'timeout':
         notes.insert(0, f'peak {r["peak_mib"]} MiB' if r['killed'] != 'timeout' else 'TIMEOUT')
         ok = False
-    return dict(fault=fault, tool=name, expected=f'error /{pattern}/' if pattern else 'success',
-                ok=ok, rc=r['rc'], seconds=r['seconds'], peak_mib=r['peak_mib'],
-                last=' '.join(notes + [line]))
+    return dict(
+        fault=fault,
+        tool=name,
+        expected=f'error /{pattern}/' if pattern else 'success',
+        ok=ok,
+        rc=r['rc'],
+        seconds=r['seconds'],
+        peak_mib=r['peak_mib'],
+        last=' '.join(notes + [line]))
 
 
 def make_checkpoint(ctx, fault, path):
@@ -239,8 +265,12 @@ def make_checkpoint(ctx, fault, path):
     if fault == 'unrelated keys':
         obj = {'state_dict': {'other.' + k: v for k, v in state.items()}}
     elif fault == 'wrong shapes':
-        obj = {'state_dict': {k: torch.zeros(v.shape[0] + 1, *v.shape[1:])
-                              for k, v in state.items()}}
+        obj = {
+            'state_dict': {
+                k: torch.zeros(v.shape[0] + 1, *v.shape[1:])
+                for k, v in state.items()
+            }
+        }
     else:  # tensor-only
         obj = torch.zeros(3, 3)
     torch.save(obj, path)
@@ -255,13 +285,16 @@ def checkpoint_cases(ctx, only):
         path = osp.join(ctx.dir, f'ckpt_{slug}.pth')
         make_checkpoint(ctx, fault, path)
         env = dict(ENV, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1') if 'pickle' in fault else ENV
-        cmds = {'test.py': tool('test.py', CONFIG, path, '--work-dir', osp.join(ctx.dir, 'test'),
-                                '--cfg-options', *data_options(ctx.data)),
-                'train.py load_from': train_cmd(osp.join(ctx.dir, f'load_{slug}'), ctx.data,
-                                                f'load_from={path}', iters=2)}
+        cmds = {
+            'test.py':
+            tool('test.py', CONFIG, path, '--work-dir', osp.join(ctx.dir, 'test'), '--cfg-options',
+                 *data_options(ctx.data)),
+            'train.py load_from':
+            train_cmd(osp.join(ctx.dir, f'load_{slug}'), ctx.data, f'load_from={path}', iters=2)
+        }
         for name, cmd in cmds.items():
-            row = judge(fault, name, run_tool(cmd, osp.join(ctx.dir, f'{slug}_{name[:5]}'),
-                                              env=env), pattern)
+            row = judge(fault, name,
+                        run_tool(cmd, osp.join(ctx.dir, f'{slug}_{name[:5]}'), env=env), pattern)
             if osp.exists(marker):
                 row.update(ok=False, last='CODE RAN: ' + row['last'])
             rows.append(row)
@@ -276,8 +309,8 @@ def checkpoint_cases(ctx, only):
         final = checkpoints(work).get(ITERS)
         row['ok'] &= resumed_at(r['out']) == 8 and bool(final) and same_weights(
             final, ctx.reference)
-        row['last'] = f'resumed at {resumed_at(r["out"])}, ' + (
-            'same weights as the reference' if row['ok'] else r['last'])
+        row['last'] = f'resumed at {resumed_at(r["out"])}, ' + ('same weights as the reference'
+                                                                if row['ok'] else r['last'])
         rows.append(row)
     return rows
 
@@ -313,21 +346,25 @@ def divergence_cases(ctx):
     """Train past the iteration-4 checkpoint (killed there), resume at lr 1e30 (must stop,
     every checkpoint finite), then resume at lr 1e-3 (must finish, finite)."""
     work = osp.join(ctx.dir, 'diverge')
-    run_tool(train_cmd(work, ctx.data, iters=12), work + '_0',
-             kill_when=lambda tail: 4 in checkpoints(work))
-    r = run_tool(train_cmd(work, ctx.data, 'optim_wrapper.optimizer.lr=1e30', iters=12,
-                           resume=True), work + '_1')
+    run_tool(
+        train_cmd(work, ctx.data, iters=12),
+        work + '_0',
+        kill_when=lambda tail: 4 in checkpoints(work))
+    r = run_tool(
+        train_cmd(work, ctx.data, 'optim_wrapper.optimizer.lr=1e30', iters=12, resume=True),
+        work + '_1')
     row = judge('lr 1e30 (--resume)', 'train.py', r, 'diverg')
     bad = [osp.basename(p) for p in checkpoints(work).values() if not finite(p)]
     if bad:
         row.update(ok=False, last=f'NON-FINITE {bad}: ' + row['last'])
-    r = run_tool(train_cmd(work, ctx.data, 'optim_wrapper.optimizer.lr=1e-3', iters=12,
-                           resume=True), work + '_2')
+    r = run_tool(
+        train_cmd(work, ctx.data, 'optim_wrapper.optimizer.lr=1e-3', iters=12, resume=True),
+        work + '_2')
     final = checkpoints(work).get(12)
     row2 = judge('then lr 1e-3 (--resume)', 'train.py', r)
     row2['ok'] &= bool(final) and finite(final)
-    row2['last'] = (f'resumed at {resumed_at(r["out"])}, iter_12 finite' if row2['ok'] else
-                    row2['last'])
+    row2['last'] = (f'resumed at {resumed_at(r["out"])}, iter_12 finite'
+                    if row2['ok'] else row2['last'])
     return [row, row2]
 
 
@@ -339,13 +376,20 @@ def dist_case(ctx, fault, timeout=15):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = str(s.getsockname()[1])
-    cmd = ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), CONFIG, '2', '--work-dir',
-           log[:-4], '--cfg-options', *data_options(ctx.data), 'train_cfg.max_iters=100000',
-           f'env_cfg.dist_cfg.timeout={timeout}', 'train_dataloader.batch_size=1',
-           'train_cfg.val_interval=100000', 'default_hooks.checkpoint.interval=100000']
+    cmd = [
+        'bash',
+        osp.join(ROOT, 'tools', 'dist_train.sh'), CONFIG, '2', '--work-dir', log[:-4],
+        '--cfg-options', *data_options(ctx.data), 'train_cfg.max_iters=100000',
+        f'env_cfg.dist_cfg.timeout={timeout}', 'train_dataloader.batch_size=1',
+        'train_cfg.val_interval=100000', 'default_hooks.checkpoint.interval=100000'
+    ]
     with open(log, 'w') as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                env=dict(ENV, PYTHON=sys.executable, PORT=port))
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(ENV, PYTHON=sys.executable, PORT=port))
     tail, workers, waited, ok = Tail(log), [], None, False
     try:
         if wait_until(lambda: proc.poll() is not None or tail.read().count('Iter(train)') >= 2,
@@ -371,9 +415,15 @@ def dist_case(ctx, fault, timeout=15):
                 os.kill(pid, signal.SIGKILL)
     lines = [ln.strip() for ln in tail.read().splitlines() if ln.strip()] or ['']
     lines = [ln for ln in lines if 'Timed out' in ln] or lines  # the surviving rank's error
-    return dict(fault=fault, tool='dist_train.sh', expected=f'ends (timeout {timeout} s)',
-                ok=ok, rc=proc.returncode, seconds=round(waited or -1, 1), peak_mib='-',
-                last=lines[-1] if waited is not None else 'did not start')
+    return dict(
+        fault=fault,
+        tool='dist_train.sh',
+        expected=f'ends (timeout {timeout} s)',
+        ok=ok,
+        rc=proc.returncode,
+        seconds=round(waited or -1, 1),
+        peak_mib='-',
+        last=lines[-1] if waited is not None else 'did not start')
 
 
 # ---------------------------------------------------------------------------------- the run
@@ -382,6 +432,7 @@ def wanted(only, kind, fault=None):
 
 
 class Context:
+
     def __init__(self, directory, data_tools):
         self.dir, self.data, self.data_tools = directory, osp.join(directory, 'data'), data_tools
         self._reference = None
@@ -392,8 +443,8 @@ class Context:
         kept)."""
         if self._reference is None:
             work = osp.join(self.dir, 'reference')
-            r = run_tool(train_cmd(work, self.data, 'default_hooks.checkpoint.max_keep_ckpts=-1'),
-                         work)
+            r = run_tool(
+                train_cmd(work, self.data, 'default_hooks.checkpoint.max_keep_ckpts=-1'), work)
             if r['rc'] != 0:
                 raise SystemExit(f'the reference run failed:\n{r["err"][-3000:]}')
             self._reference = osp.join(work, f'iter_{ITERS}.pth')
@@ -416,32 +467,43 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='seed of the kill moments')
     parser.add_argument('--quick', action='store_true', help='one case of each kind')
     parser.add_argument('--with-dist', action='store_true', help='also the distributed faults')
-    parser.add_argument('--only', nargs='+', help='kinds (kills checkpoint data divergence '
-                        'dist) or faults (e.g. "zip bomb") to run')
+    parser.add_argument(
+        '--only',
+        nargs='+',
+        help='kinds (kills checkpoint data divergence '
+        'dist) or faults (e.g. "zip bomb") to run')
     parser.add_argument('--work-dir', help='keep everything here (default: a temporary folder)')
     parser.add_argument('--json', help='write the tables and the summary to this file')
     args = parser.parse_args(argv)
     only = args.only or (['kills', 'code-running pickle', 'truncated JPEG', 'divergence'] +
                          (['dist'] if args.with_dist else []) if args.quick else None)
     directory = args.work_dir or tempfile.mkdtemp(prefix='fault_injection_')
-    ctx = Context(directory, ['check_dataset.py'] if args.quick else
-                  ['check_dataset.py', 'test.py', 'train.py'])
+    ctx = Context(
+        directory,
+        ['check_dataset.py'] if args.quick else ['check_dataset.py', 'test.py', 'train.py'])
     t0 = time.monotonic()
-    subprocess.run(tool('dataset_converters/make_toy_voc.py', '--out-dir', ctx.data,
-                        '--num-train', 8, '--num-val', 2), check=True, cwd=ROOT, env=ENV,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        tool('dataset_converters/make_toy_voc.py', '--out-dir', ctx.data, '--num-train', 8,
+             '--num-val', 2),
+        check=True,
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL)
     tables, rng = {}, random.Random(args.seed)
     if wanted(only, 'kills'):
         tables['kills (SIGKILL, then --resume until done)'] = [
             kill_trial(i, rng, ctx, 'save' if args.quick else None)
-            for i in range(1 if args.quick else args.kills)]
+            for i in range(1 if args.quick else args.kills)
+        ]
     tables['hostile checkpoints'] = checkpoint_cases(ctx, only)
     tables['hostile data (a bad train sample, also listed in val)'] = data_cases(ctx, only)
     if wanted(only, 'divergence'):
         tables['divergence'] = divergence_cases(ctx)
     if args.with_dist or (only and 'dist' in only):
-        tables['distributed (2 CPU processes)'] = [dist_case(ctx, 'frozen rank'),
-                                                   dist_case(ctx, 'killed launcher')]
+        tables['distributed (2 CPU processes)'] = [
+            dist_case(ctx, 'frozen rank'),
+            dist_case(ctx, 'killed launcher')
+        ]
     tables = {kind: rows for kind, rows in tables.items() if rows}
     startup = run_tool(tool('train.py', '--help'), osp.join(directory, 'startup'))['seconds']
     for kind, rows in tables.items():

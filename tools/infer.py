@@ -16,26 +16,26 @@ import os
 import os.path as osp
 import sys
 
-from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-
 import mmcv
 import numpy as np
 import torch
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 from mmengine.structures import PixelData
 from PIL import Image
 
 import_plugin()
 
+from mmseg.apis import inference_model, init_model  # noqa: E402
+from mmseg.visualization import SegLocalVisualizer  # noqa: E402
+
 from fcn_plugin.datasets.file_checks import MAX_PIXELS, inspect_file  # noqa: E402
 from fcn_plugin.datasets.missing_files import file_problem  # noqa: E402
 from fcn_plugin.datasets.transforms import BadSampleError  # noqa: E402
-from fcn_plugin.utils.label_png import save_label_png  # noqa: E402
-from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
-                                                apply_inference_args)
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
+from fcn_plugin.utils.inference_options import add_inference_args  # noqa: E402
+from fcn_plugin.utils.inference_options import apply_inference_args
+from fcn_plugin.utils.label_png import save_label_png  # noqa: E402
 from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
-from mmseg.apis import inference_model, init_model  # noqa: E402
-from mmseg.visualization import SegLocalVisualizer  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -73,8 +73,10 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('images', help='an image file or a folder of images')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--gt-dir', help='folder of ground-truth label PNGs <name>.png; adds a '
-                        'ground-truth panel to the overlays')
+    parser.add_argument(
+        '--gt-dir',
+        help='folder of ground-truth label PNGs <name>.png; adds a '
+        'ground-truth panel to the overlays')
     parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--opacity', type=float, default=0.6, help='overlay opacity, (0, 1]')
     parser.add_argument('--with-labels', action='store_true', help='write class names')
@@ -114,7 +116,11 @@ def main(argv=None):
         # one panel per call: the visualizer keeps the last overlay it drew as its image
         for draw_gt in ((True, False) if has_gt else (False, )):
             visualizer.add_datasample(
-                name, image, result, draw_gt=draw_gt, draw_pred=not draw_gt,
+                name,
+                image,
+                result,
+                draw_gt=draw_gt,
+                draw_pred=not draw_gt,
                 with_labels=args.with_labels)
             panels.append(visualizer.get_image())
         panels = np.concatenate(panels, axis=1)

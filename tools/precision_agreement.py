@@ -14,9 +14,8 @@ import copy
 import json
 import os.path as osp
 
-from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-
 import torch
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 from mmengine.config import DictAction
 from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
@@ -26,16 +25,16 @@ import_plugin()
 from mmseg.apis import init_model  # noqa: E402
 
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
-from fcn_plugin.utils.inference_options import (PRECISION_CHOICES,  # noqa: E402
-                                                use_autocast_segmentor)
+from fcn_plugin.utils.inference_options import PRECISION_CHOICES  # noqa: E402
+from fcn_plugin.utils.inference_options import use_autocast_segmentor
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='fp16/bf16 predictions against fp32')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--precisions', nargs='+', default=['fp16', 'bf16'],
-                        choices=PRECISION_CHOICES[1:])
+    parser.add_argument(
+        '--precisions', nargs='+', default=['fp16', 'bf16'], choices=PRECISION_CHOICES[1:])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--json', help='also write the figures to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -81,8 +80,7 @@ def main(argv=None):
         r = results[mode]
         agreement = (f'argmax = fp32 on {r["agreement_with_fp32"] * 100:.3f}% of pixels'
                      if mode != 'fp32' else 'reference')
-        metrics = '  '.join(f'{k} {v:.2f}' for k, v in r['metrics'].items()
-                            if isinstance(v, float))
+        metrics = '  '.join(f'{k} {v:.2f}' for k, v in r['metrics'].items() if isinstance(v, float))
         print(f'{mode:5} {agreement:42} {metrics}')
     if args.json:
         with open(args.json, 'w') as f:

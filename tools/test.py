@@ -12,16 +12,15 @@ import argparse
 import os.path as osp
 
 from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-
 from mmengine.runner import Runner
 
 import_plugin()
 
-from fcn_plugin.utils.inference_options import (add_inference_args,  # noqa: E402
-                                                apply_inference_args)
 from fcn_plugin.utils.config_vars import load_config  # noqa: E402
-from fcn_plugin.utils.launch import (add_runner_args, parse_runner_args,  # noqa: E402
-                                     prepare_distributed)
+from fcn_plugin.utils.inference_options import add_inference_args  # noqa: E402
+from fcn_plugin.utils.inference_options import apply_inference_args
+from fcn_plugin.utils.launch import parse_runner_args  # noqa: E402
+from fcn_plugin.utils.launch import add_runner_args, prepare_distributed
 from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 
 
@@ -34,9 +33,7 @@ def parse_args():
         help=('if specified, the evaluation metric results will be dumped'
               'into the directory as json'))
     parser.add_argument(
-        '--out',
-        type=str,
-        help='The directory to save output prediction for offline evaluation')
+        '--out', type=str, help='The directory to save output prediction for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
@@ -63,10 +60,9 @@ def trigger_visualization_hook(cfg, args):
             visualizer = cfg.visualizer
             visualizer['save_dir'] = args.show_dir
     else:
-        raise RuntimeError(
-            'VisualizationHook must be included in default_hooks.'
-            'refer to usage '
-            '"visualization=dict(type=\'VisualizationHook\')"')
+        raise RuntimeError('VisualizationHook must be included in default_hooks.'
+                           'refer to usage '
+                           '"visualization=dict(type=\'VisualizationHook\')"')
     return cfg
 
 

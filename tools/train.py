@@ -17,19 +17,19 @@ import argparse
 import logging
 import os.path as osp
 
-from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-
 import torch
+from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import_plugin()
 
-from fcn_plugin.utils.config_vars import load_config  # noqa: E402
-from fcn_plugin.utils.launch import (add_runner_args, parse_runner_args,  # noqa: E402
-                                     prepare_distributed)
-from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
+
+from fcn_plugin.utils.config_vars import load_config  # noqa: E402
+from fcn_plugin.utils.launch import parse_runner_args  # noqa: E402
+from fcn_plugin.utils.launch import add_runner_args, prepare_distributed
+from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
 
 
 def parse_args():

@@ -28,18 +28,49 @@ VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 
 # V1LayerParameter.LayerType, named as Caffe's upgrade_proto.cpp (UpgradeV1LayerType) names them.
 V1_LAYER_TYPES = {
-    0: '', 35: 'AbsVal', 1: 'Accuracy', 30: 'ArgMax', 2: 'BNLL', 3: 'Concat',
-    37: 'ContrastiveLoss', 4: 'Convolution', 39: 'Deconvolution', 5: 'Data', 6: 'Dropout',
-    32: 'DummyData', 7: 'EuclideanLoss', 25: 'Eltwise', 38: 'Exp', 8: 'Flatten', 9: 'HDF5Data',
-    10: 'HDF5Output', 28: 'HingeLoss', 11: 'Im2col', 12: 'ImageData', 13: 'InfogainLoss',
-    14: 'InnerProduct', 15: 'LRN', 29: 'MemoryData', 16: 'MultinomialLogisticLoss', 34: 'MVN',
-    17: 'Pooling', 26: 'Power', 18: 'ReLU', 19: 'Sigmoid', 27: 'SigmoidCrossEntropyLoss',
-    36: 'Silence', 20: 'Softmax', 21: 'SoftmaxWithLoss', 22: 'Split', 33: 'Slice', 23: 'TanH',
-    24: 'WindowData', 31: 'Threshold'
+    0: '',
+    35: 'AbsVal',
+    1: 'Accuracy',
+    30: 'ArgMax',
+    2: 'BNLL',
+    3: 'Concat',
+    37: 'ContrastiveLoss',
+    4: 'Convolution',
+    39: 'Deconvolution',
+    5: 'Data',
+    6: 'Dropout',
+    32: 'DummyData',
+    7: 'EuclideanLoss',
+    25: 'Eltwise',
+    38: 'Exp',
+    8: 'Flatten',
+    9: 'HDF5Data',
+    10: 'HDF5Output',
+    28: 'HingeLoss',
+    11: 'Im2col',
+    12: 'ImageData',
+    13: 'InfogainLoss',
+    14: 'InnerProduct',
+    15: 'LRN',
+    29: 'MemoryData',
+    16: 'MultinomialLogisticLoss',
+    34: 'MVN',
+    17: 'Pooling',
+    26: 'Power',
+    18: 'ReLU',
+    19: 'Sigmoid',
+    27: 'SigmoidCrossEntropyLoss',
+    36: 'Silence',
+    20: 'Softmax',
+    21: 'SoftmaxWithLoss',
+    22: 'Split',
+    33: 'Slice',
+    23: 'TanH',
+    24: 'WindowData',
+    31: 'Threshold'
 }
 # The few V0 (string) types that carry parameters, named as today.
-V0_LAYER_TYPES = {'conv': 'Convolution', 'innerproduct': 'InnerProduct',
-                  'deconv': 'Deconvolution'}
+V0_LAYER_TYPES = {'conv': 'Convolution', 'innerproduct': 'InnerProduct', 'deconv': 'Deconvolution'}
 
 
 class CaffeModelError(ValueError):
@@ -173,8 +204,7 @@ def _blob(buf: memoryview, span: Tuple[int, int]) -> np.ndarray:
             if wire == LENGTH_DELIMITED:  # packed (what Caffe writes)
                 target.append(_packed(buf, value, dtype, size))
             elif wire == fixed:  # unpacked: the whole run of these fields at once
-                values, pos = _unpacked_run(buf, value_pos, end, (number << 3) | wire, size,
-                                            dtype)
+                values, pos = _unpacked_run(buf, value_pos, end, (number << 3) | wire, size, dtype)
                 target.append(values)
             else:
                 raise CaffeModelError(f'blob data field {number} has wire type {wire}')

@@ -35,7 +35,13 @@ def bilinear_weight(channels, size):
 class PlainFCN(nn.Module):
     """FCN-32s/16s/8s/8s at-once on VGG16; ``variant`` is one of :data:`VARIANTS`."""
 
-    def __init__(self, variant='8s', n_class=21, width=64, fc=4096, first_pad=100, fc6_kernel=7,
+    def __init__(self,
+                 variant='8s',
+                 n_class=21,
+                 width=64,
+                 fc=4096,
+                 first_pad=100,
+                 fc6_kernel=7,
                  offsets=None):
         super().__init__()
         if variant not in VARIANTS:
@@ -123,9 +129,14 @@ def plain_fcn_like(model) -> PlainFCN:
     offsets = None
     if (first_pad, fc6_kernel) != (100, 7):
         offsets = model.decode_head.crop_offsets(model.backbone.coord_maps)
-    plain = PlainFCN(variant, n_class=state['score_fr.weight'].shape[0],
-                     width=state['conv1_1.weight'].shape[0], fc=state['fc6.weight'].shape[0],
-                     first_pad=first_pad, fc6_kernel=fc6_kernel, offsets=offsets)
+    plain = PlainFCN(
+        variant,
+        n_class=state['score_fr.weight'].shape[0],
+        width=state['conv1_1.weight'].shape[0],
+        fc=state['fc6.weight'].shape[0],
+        first_pad=first_pad,
+        fc6_kernel=fc6_kernel,
+        offsets=offsets)
     plain.load_state_dict(state)
     plain.train(model.training)
     return plain.to(next(model.parameters()).device)

@@ -43,11 +43,12 @@ def torchfcn_variant(state_dict: Dict[str, torch.Tensor]) -> str:
     return found[0]
 
 
-def torchfcn_to_mmseg(state_dict: Dict[str, torch.Tensor]
-                      ) -> Tuple[Dict[str, torch.Tensor], str]:
+def torchfcn_to_mmseg(state_dict: Dict[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], str]:
     """Rename a pytorch-fcn state dict for fcn_plugin; returns ``(state_dict, variant)``."""
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
+    state_dict = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state_dict.items()
+    }
     variant = torchfcn_variant(state_dict)
     converted, unknown = {}, []
     for key, value in state_dict.items():
@@ -63,8 +64,7 @@ def torchfcn_to_mmseg(state_dict: Dict[str, torch.Tensor]
     return converted, variant
 
 
-def mmseg_to_torchfcn(state_dict: Dict[str, torch.Tensor], variant: str
-                      ) -> Dict[str, torch.Tensor]:
+def mmseg_to_torchfcn(state_dict: Dict[str, torch.Tensor], variant: str) -> Dict[str, torch.Tensor]:
     """The inverse of :func:`torchfcn_to_mmseg` for an FCN-``variant`` model's state dict."""
     final = {v: k for k, v in FINAL_UPSAMPLING.items()}[variant.replace('-atonce', '')]
     inverse = {v: k for k, v in HEAD.items() if k not in FINAL_UPSAMPLING}

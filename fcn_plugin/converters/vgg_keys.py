@@ -15,20 +15,24 @@ from ..models.backbones.vgg import VGG
 DEPTH_BY_CONVS = {sum(stages): depth for depth, stages in VGG.arch_settings.items()}
 
 
-def vgg_to_backbone(state_dict: Dict[str, torch.Tensor], fc6_kernel_size: int = 7
-                    ) -> Dict[str, torch.Tensor]:
+def vgg_to_backbone(state_dict: Dict[str, torch.Tensor],
+                    fc6_kernel_size: int = 7) -> Dict[str, torch.Tensor]:
     """Rename/reshape; the result loads into ``VGG(depth=...)`` (no ``backbone.`` prefix)."""
     state_dict = state_dict.get('state_dict', state_dict)
-    conv_ids = sorted({int(k.split('.')[1]) for k in state_dict
-                       if k.startswith('features.') and k.endswith('.weight')})
+    conv_ids = sorted({
+        int(k.split('.')[1])
+        for k in state_dict if k.startswith('features.') and k.endswith('.weight')
+    })
     if not conv_ids or any(state_dict[f'features.{i}.weight'].dim() != 4 for i in conv_ids):
         raise KeyError('not a torchvision-layout VGG state dict without batch norm: expected '
                        "'features.N.weight' convolution weights (vgg*_bn is not supported)")
     if len(conv_ids) not in DEPTH_BY_CONVS:
         raise KeyError(f'{len(conv_ids)} convolutions: not VGG-11/13/16/19')
     depth = DEPTH_BY_CONVS[len(conv_ids)]
-    names = [f'conv{s}_{i}' for s, n in enumerate(VGG.arch_settings[depth], start=1)
-             for i in range(1, n + 1)]
+    names = [
+        f'conv{s}_{i}' for s, n in enumerate(VGG.arch_settings[depth], start=1)
+        for i in range(1, n + 1)
+    ]
     converted = {}
     for name, index in zip(names, conv_ids):
         for param in ('weight', 'bias'):

@@ -36,7 +36,9 @@ class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
     ``tools/check_dataset.py`` lists them all).
     """
 
-    def __init__(self, prepare_cmd: Optional[str] = None, check_files: bool = True,
+    def __init__(self,
+                 prepare_cmd: Optional[str] = None,
+                 check_files: bool = True,
                  **kwargs) -> None:
         self.prepare_cmd = prepare_cmd
         self.check_files = check_files

@@ -46,8 +46,8 @@ def _png_size(head: bytes) -> Tuple[Optional[int], Optional[int]]:
     return None, None
 
 
-def inspect_file(path: str, max_pixels: int = MAX_PIXELS
-                 ) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
+def inspect_file(path: str,
+                 max_pixels: int = MAX_PIXELS) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
     """``(problem, (height, width))`` of an image or label file, judged without decoding pixels.
 
     ``problem`` is ``None`` if nothing is wrong; the size is ``None`` if unknown. Read: the

@@ -82,17 +82,19 @@ def analyze_labels(counts: Dict[str, Dict[int, int]],
     if not files:
         return findings
     checked = len(files)
-    where = (f'{split} split ({_folders(files)}, {checked} label files checked'
-             + (f' of {total_files})' if total_files and total_files > checked else ')'))
+    where = (f'{split} split ({_folders(files)}, {checked} label files checked' +
+             (f' of {total_files})' if total_files and total_files > checked else ')'))
     colour = [f for f in files if COLOUR in counts[f]]
     if colour:
-        findings.append(LabelFinding('error', 'colour', (
-            f'{where}: {len(colour)} label file(s) are colour images, not one class index per '
-            f'pixel: {_examples(colour)}. Convert them with a palette (the colour of each '
-            f'class, in class order): {CONVERT_CMD} {_folders(colour)} '
-            f'{_folders(colour).rstrip("/")}_labels --palette R,G,B R,G,B ... (or '
-            '--palette-png a_palette_label.png), and point seg_map_path at the new folder'),
-            tuple(colour)))
+        findings.append(
+            LabelFinding(
+                'error', 'colour',
+                (f'{where}: {len(colour)} label file(s) are colour images, not one class index per '
+                 f'pixel: {_examples(colour)}. Convert them with a palette (the colour of each '
+                 f'class, in class order): {CONVERT_CMD} {_folders(colour)} '
+                 f'{_folders(colour).rstrip("/")}_labels --palette R,G,B R,G,B ... (or '
+                 '--palette-png a_palette_label.png), and point seg_map_path at the new folder'),
+                tuple(colour)))
     single = [f for f in files if COLOUR not in counts[f]]
     if not single:
         return findings
@@ -103,56 +105,70 @@ def analyze_labels(counts: Dict[str, Dict[int, int]],
     values = sorted(total)
     valid = (lambda v: 0 <= v < num_classes) if num_classes else (lambda v: v != ignore_index)
     labelled = sum(c for v, c in total.items() if valid(v))
-    shown = ', '.join(f'{v}: {c} px' for v, c in sorted(total.items())[:8]) + (
-        ', ...' if len(total) > 8 else '')
+    shown = ', '.join(f'{v}: {c} px'
+                      for v, c in sorted(total.items())[:8]) + (', ...' if len(total) > 8 else '')
     if set(values) == {0, ignore_index}:
-        findings.append(LabelFinding('error', 'binary_mask', (
-            f'{where}: the labels hold only the values 0 and {ignore_index} ({shown}): binary '
-            f'masks saved as 0/{ignore_index}? {ignore_index} is void (ignored), so every '
-            'foreground pixel would be ignored: the model would learn background only, with a '
-            f'loss near 0 and mIoU 100. Fix: {_fix(single)}'), tuple(single)))
+        findings.append(
+            LabelFinding(
+                'error', 'binary_mask',
+                (f'{where}: the labels hold only the values 0 and {ignore_index} ({shown}): binary '
+                 f'masks saved as 0/{ignore_index}? {ignore_index} is void (ignored), so every '
+                 'foreground pixel would be ignored: the model would learn background only, with a '
+                 f'loss near 0 and mIoU 100. Fix: {_fix(single)}'), tuple(single)))
         return findings
     if labelled == 0:
-        findings.append(LabelFinding('error', 'all_void', (
-            f'{where}: every pixel is void or no class ({shown}): there is nothing to train '
-            f'on or to evaluate (the loss would be 0). If these values mark objects, '
-            f'{_fix(single)}'), tuple(single)))
+        findings.append(
+            LabelFinding(
+                'error', 'all_void',
+                (f'{where}: every pixel is void or no class ({shown}): there is nothing to train '
+                 f'on or to evaluate (the loss would be 0). If these values mark objects, '
+                 f'{_fix(single)}'), tuple(single)))
         return findings
     outside = [v for v in values if not valid(v) and v != ignore_index]
     if len(values) == 2 and outside:
-        findings.append(LabelFinding('error', 'grey_levels', (
-            f'{where}: the labels hold exactly two values, {values[0]} and {values[1]} '
-            f'({shown}), and {", ".join(map(str, outside))} is no class of the '
-            f'{num_classes}: binary masks saved as two grey levels? Fix: {_fix(single)}'),
-            tuple(single)))
+        findings.append(
+            LabelFinding(
+                'error', 'grey_levels',
+                (f'{where}: the labels hold exactly two values, {values[0]} and {values[1]} '
+                 f'({shown}), and {", ".join(map(str, outside))} is no class of the '
+                 f'{num_classes}: binary masks saved as two grey levels? Fix: {_fix(single)}'),
+                tuple(single)))
         return findings
     if outside:
         bad = [f for f in single if any(v in counts[f] for v in outside)]
-        findings.append(LabelFinding('error', 'bad_values', (
-            f'{where}: label values {", ".join(map(str, outside[:10]))} are outside '
-            f'0..{(num_classes or 1) - 1} and {ignore_index} (void) in {len(bad)} file(s): '
-            f'{_examples(bad)}. Fix num_classes/classes, or convert the labels to class '
-            f'indices ({CONVERT_CMD} SRC DST, see --map)'), tuple(bad)))
+        findings.append(
+            LabelFinding(
+                'error', 'bad_values',
+                (f'{where}: label values {", ".join(map(str, outside[:10]))} are outside '
+                 f'0..{(num_classes or 1) - 1} and {ignore_index} (void) in {len(bad)} file(s): '
+                 f'{_examples(bad)}. Fix num_classes/classes, or convert the labels to class '
+                 f'indices ({CONVERT_CMD} SRC DST, see --map)'), tuple(bad)))
     if ignore_index != 0:
-        suspicious = [f for f in single if set(counts[f]) == {0, ignore_index}
-                      and counts[f][ignore_index] >= 0.25 * sum(counts[f].values())]
+        suspicious = [
+            f for f in single
+            if set(counts[f]) == {0, ignore_index} and counts[f][ignore_index] >= 0.25 *
+            sum(counts[f].values())
+        ]
         if suspicious:
-            findings.append(LabelFinding('warning', 'binary_files', (
-                f'{where}: {len(suspicious)} file(s) hold only 0 and {ignore_index} with a '
-                f'large void area, like binary masks saved as 0/{ignore_index}: '
-                f'{_examples(suspicious)}. If they are, {_fix(suspicious)}'),
-                tuple(suspicious)))
+            findings.append(
+                LabelFinding(
+                    'warning', 'binary_files',
+                    (f'{where}: {len(suspicious)} file(s) hold only 0 and {ignore_index} with a '
+                     f'large void area, like binary masks saved as 0/{ignore_index}: '
+                     f'{_examples(suspicious)}. If they are, {_fix(suspicious)}'),
+                    tuple(suspicious)))
     if num_classes:
         missing = [k for k in range(num_classes) if not total.get(k)]
         if missing:
             names = ', '.join(f'{k} {classes[k]!r}' if classes and k < len(classes) else str(k)
                               for k in missing[:12]) + (', ...' if len(missing) > 12 else '')
-            findings.append(LabelFinding('warning', 'no_pixels', (
-                f'{where}: {len(missing)} of {num_classes} classes have no pixels: {names}. '
-                'They cannot be learnt from this split, and their IoU is NaN (left out of the '
-                'means) when evaluated on it; check num_classes, the class names and the label '
-                'values' + (' (only a sample of the files was checked)'
-                            if total_files and total_files > checked else '')), ()))
+            findings.append(
+                LabelFinding('warning', 'no_pixels', (
+                    f'{where}: {len(missing)} of {num_classes} classes have no pixels: {names}. '
+                    'They cannot be learnt from this split, and their IoU is NaN (left out of the '
+                    'means) when evaluated on it; check num_classes, the class names and the label '
+                    'values' + (' (only a sample of the files was checked)'
+                                if total_files and total_files > checked else '')), ()))
     return findings
 
 
@@ -168,8 +184,7 @@ def _leaf_datasets(dataset) -> list:
 
 def count_labels(dataset,
                  max_files: Optional[int] = 1000,
-                 time_limit: Optional[float] = 30.0
-                 ) -> Tuple[Dict[str, Dict[int, int]], int]:
+                 time_limit: Optional[float] = 30.0) -> Tuple[Dict[str, Dict[int, int]], int]:
     """Value counts of a dataset's label files, read as ``LoadAnnotations`` reads them (with
     the dataset's ``reduce_zero_label`` and ``label_map``), images untouched.
 
@@ -198,17 +213,18 @@ def count_labels(dataset,
     for info in infos:
         if time_limit is not None and time.monotonic() - start > time_limit:
             break
-        results = dict(seg_map_path=info['seg_map_path'], seg_fields=[],
-                       reduce_zero_label=info.get('reduce_zero_label', False),
-                       label_map=info.get('label_map'))
+        results = dict(
+            seg_map_path=info['seg_map_path'],
+            seg_fields=[],
+            reduce_zero_label=info.get('reduce_zero_label', False),
+            label_map=info.get('label_map'))
         try:
             if inspect_file(info['seg_map_path'], info['max_pixels'])[0]:
                 continue  # not decoded: missing, corrupt, too large (a bomb)
             label = LoadAnnotations()(results)['gt_seg_map']
         except Exception:  # missing or corrupt: the per-sample checks name it
             continue
-        counts[info['seg_map_path']] = value_counts(label) if np.ndim(label) == 2 else {
-            COLOUR: 1}
+        counts[info['seg_map_path']] = value_counts(label) if np.ndim(label) == 2 else {COLOUR: 1}
     return counts, total
 
 

@@ -43,8 +43,7 @@ def file_problem(path: str) -> Optional[str]:
     return None
 
 
-def missing_files(infos: Iterable[dict],
-                  keys: Sequence[str] = PATH_KEYS) -> List[Tuple[int, str]]:
+def missing_files(infos: Iterable[dict], keys: Sequence[str] = PATH_KEYS) -> List[Tuple[int, str]]:
     """``(index, path)`` of every file named by ``infos`` (a data list, in order; ``keys``: which
     paths of each entry) that is not an existing, readable file (:func:`file_problem`)."""
     return [(i, path) for i, info in enumerate(infos) for path in sample_paths(info, keys)
@@ -54,8 +53,8 @@ def missing_files(infos: Iterable[dict],
 def describe_missing(missing: Sequence[Tuple[int, str]], listed_by: str, shown: int = 5) -> str:
     """``'N file(s) listed by <listed_by> are missing: a; b (symlink loop ...); ...'`` (the first
     ``shown``, each with its problem unless it is simply not found)."""
-    names = '; '.join(with_problem(p) for _, p in missing[:shown]) + (
-        '; ...' if len(missing) > shown else '')
+    names = '; '.join(with_problem(p)
+                      for _, p in missing[:shown]) + ('; ...' if len(missing) > shown else '')
     return f'{len(missing)} file(s) listed by {listed_by} are missing: {names}'
 
 

@@ -12,8 +12,8 @@ if TYPE_CHECKING:  # the wrapper imports this module
     from .validated_dataset import ValidatedDataset
 
 
-def _scan_one(wrapper: 'ValidatedDataset', index: int
-              ) -> Tuple[Optional[BadSampleError], Optional[Dict[int, int]]]:
+def _scan_one(wrapper: 'ValidatedDataset',
+              index: int) -> Tuple[Optional[BadSampleError], Optional[Dict[int, int]]]:
     """Load sample ``index`` and check it: ``(error or None, label value counts or None)``.
     The counts are taken before :class:`CheckSegSample`, so labels with bad values count too."""
     transforms = wrapper.dataset.pipeline.transforms
@@ -52,8 +52,7 @@ def scan_dataset(wrapper: 'ValidatedDataset',
                  workers: int = 0,
                  progress: bool = True,
                  desc: str = 'checking',
-                 label_counts: Optional[Dict[str, Dict[int, int]]] = None
-                 ) -> List[BadSampleError]:
+                 label_counts: Optional[Dict[str, Dict[int, int]]] = None) -> List[BadSampleError]:
     """Load and check samples (only the loading transforms and the checks, no augmentation);
     return one :class:`BadSampleError` per bad sample, in dataset order.
 
@@ -68,8 +67,9 @@ def scan_dataset(wrapper: 'ValidatedDataset',
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(indices) > 1:
             import multiprocessing
-            pool = stack.enter_context(multiprocessing.get_context('fork').Pool(
-                workers, initializer=_init_worker, initargs=(wrapper, )))
+            pool = stack.enter_context(
+                multiprocessing.get_context('fork').Pool(
+                    workers, initializer=_init_worker, initargs=(wrapper, )))
             results = pool.imap_unordered(_scan_in_worker, indices, chunksize=8)
         else:
             results = ((i, ) + _scan_one(wrapper, i) for i in indices)

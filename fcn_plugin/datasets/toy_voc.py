@@ -17,7 +17,8 @@ class ToyVOCDataset(FCNVOCDataset):
 
     METAINFO = dict(classes=TOY_CLASSES, palette=voc_palette()[:len(TOY_CLASSES)].tolist())
 
-    def __init__(self, ann_file: str,
+    def __init__(self,
+                 ann_file: str,
                  prepare_cmd: str = 'python tools/dataset_converters/make_toy_voc.py',
                  **kwargs) -> None:
         super().__init__(ann_file=ann_file, prepare_cmd=prepare_cmd, **kwargs)

@@ -20,8 +20,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .file_checks import (JPEG_MAGIC, MAX_PIXELS, PNG_MAGIC, allow_in_pillow,  # noqa: F401
-                          inspect_file)
+from .file_checks import MAX_PIXELS, allow_in_pillow, inspect_file
 from .missing_files import PATH_KEYS
 
 # the converter of masks (0/255, grey levels, colours) to index labels, named in errors
@@ -33,7 +32,9 @@ CHECKED_KEY = 'seg_files_checked'
 class BadSampleError(ValueError):
     """A sample's file is missing, truncated, corrupt, or has invalid content."""
 
-    def __init__(self, path: str, problem: Optional[str] = None,
+    def __init__(self,
+                 path: str,
+                 problem: Optional[str] = None,
                  index: Optional[int] = None) -> None:
         self.path = path
         self.problem = problem
@@ -124,7 +125,8 @@ class FilesCheckedFirst:
         return self.pipeline(check_files_first(self.pipeline, self.get_data_info(idx)))
 
 
-def label_problem(label: np.ndarray, num_classes: Optional[int],
+def label_problem(label: np.ndarray,
+                  num_classes: Optional[int],
                   ignore_index: int = 255) -> Optional[str]:
     """What is wrong with a loaded label map; ``None`` if nothing."""
     if label.ndim != 2:

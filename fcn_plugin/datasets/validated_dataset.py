@@ -115,12 +115,13 @@ class ValidatedDataset:
         indices = list(range(len(self.dataset)))
         missing = missing_files(self.dataset.get_data_info(i) for i in indices)
         if missing:
-            summary = describe_missing(missing, getattr(self.dataset, 'ann_file', '') or
-                                       'the dataset')
+            summary = describe_missing(missing,
+                                       getattr(self.dataset, 'ann_file', '') or 'the dataset')
             if self.on_error == 'raise':
-                raise BadSampleError(missing[0][1], f'{file_problem(missing[0][1])} ({summary}). '
-                                     'Run python tools/check_dataset.py CONFIG to list every '
-                                     'bad file.')
+                raise BadSampleError(
+                    missing[0][1], f'{file_problem(missing[0][1])} ({summary}). '
+                    'Run python tools/check_dataset.py CONFIG to list every '
+                    'bad file.')
             dropped = {i for i, _ in missing}
             indices = [i for i in indices if i not in dropped]
             self.num_skipped += len(dropped)
@@ -129,16 +130,17 @@ class ValidatedDataset:
         if self.precheck == 'full':
             bad = scan_dataset(self, indices=indices, progress=False)
             if bad and self.on_error == 'raise':
-                raise bad[0].__class__(bad[0].path, bad[0].problem + (
-                    f' (and {len(bad) - 1} more bad samples: run python tools/check_dataset.py '
-                    'CONFIG to list them)' if len(bad) > 1 else ''), bad[0].index)
+                raise bad[0].__class__(
+                    bad[0].path, bad[0].problem +
+                    (f' (and {len(bad) - 1} more bad samples: run python tools/check_dataset.py '
+                     'CONFIG to list them)' if len(bad) > 1 else ''), bad[0].index)
             for error in bad:
                 self._skip(error)
             dropped = {e.index for e in bad}
             indices = [i for i in indices if i not in dropped]
         if not indices:
-            raise BadSampleError(getattr(self.dataset, 'ann_file', '') or 'dataset',
-                                 'no usable sample left')
+            raise BadSampleError(
+                getattr(self.dataset, 'ann_file', '') or 'dataset', 'no usable sample left')
         self._indices = indices
         self._fully_initialized = True
 
@@ -150,7 +152,9 @@ class ValidatedDataset:
         self.full_init()
         return self.dataset.get_data_info(self._indices[idx])
 
-    def load_and_check(self, dataset_index: int, transforms: Optional[Sequence[Callable]] = None,
+    def load_and_check(self,
+                       dataset_index: int,
+                       transforms: Optional[Sequence[Callable]] = None,
                        results: Optional[dict] = None):
         """Run the pipeline (or ``transforms``, from ``results`` if given) on sample
         ``dataset_index`` of the wrapped dataset; errors come out as :class:`BadSampleError`."""
@@ -196,8 +200,9 @@ class ValidatedDataset:
             if self.test_mode:
                 raise BadSampleError(' / '.join(sample_paths(self.dataset.get_data_info(index))),
                                      'the test pipeline returned None', index)
-        raise BadSampleError(getattr(self.dataset, 'ann_file', '') or 'dataset',
-                             f'all {count} samples are bad or were dropped by the pipeline')
+        raise BadSampleError(
+            getattr(self.dataset, 'ann_file', '') or 'dataset',
+            f'all {count} samples are bad or were dropped by the pipeline')
 
     def _skip(self, error: BadSampleError) -> None:
         key = (error.index, error.path)

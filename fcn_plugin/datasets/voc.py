@@ -30,8 +30,11 @@ class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
             ``data_prefix``, ``pipeline``...).
     """
 
-    def __init__(self, ann_file: str, prepare_cmd: Optional[str] = None,
-                 check_files: bool = True, **kwargs) -> None:
+    def __init__(self,
+                 ann_file: str,
+                 prepare_cmd: Optional[str] = None,
+                 check_files: bool = True,
+                 **kwargs) -> None:
         self.prepare_cmd = prepare_cmd
         self.check_files = check_files
         super().__init__(ann_file=ann_file, **kwargs)

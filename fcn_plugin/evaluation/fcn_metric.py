@@ -5,10 +5,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 from mmengine.logging import MMLogger, print_log
-from prettytable import PrettyTable
-
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
+from prettytable import PrettyTable
 
 
 def confusion_matrix(pred: np.ndarray, label: np.ndarray, num_classes: int) -> np.ndarray:
@@ -92,8 +91,12 @@ class FCNMetric(IoUMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
-        super().__init__(ignore_index=ignore_index, collect_device=collect_device,
-                         output_dir=output_dir, format_only=format_only, prefix=prefix)
+        super().__init__(
+            ignore_index=ignore_index,
+            collect_device=collect_device,
+            output_dir=output_dir,
+            format_only=format_only,
+            prefix=prefix)
         self.per_image_iou = per_image_iou
 
     @staticmethod
@@ -129,7 +132,8 @@ class FCNMetric(IoUMetric):
         print_log('\n' + table.get_string(), logger=logger)
         print_log(
             'FCN metrics (dataset-level confusion matrix, %d images): ' % len(results) +
-            ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()), logger=logger)
+            ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()),
+            logger=logger)
         for name, iou, acc in zip(self.dataset_meta['classes'], scores['IoU'], scores['Acc']):
             metrics[f'IoU.{name}'] = float(iou) * 100  # NaN: no ground truth and no prediction
             metrics[f'Acc.{name}'] = float(acc) * 100

@@ -29,14 +29,20 @@ class PadSegDataPreProcessor(SegDataPreProcessor):
         # alone and without its test-time padding (test_cfg); then they are padded together.
         test_cfg, self.test_cfg = self.test_cfg, None
         try:
-            inputs = [super(PadSegDataPreProcessor, self).forward(dict(inputs=[img]))['inputs'][0]
-                      for img in inputs]
+            inputs = [
+                super(PadSegDataPreProcessor, self).forward(dict(inputs=[img]))['inputs'][0]
+                for img in inputs
+            ]
         finally:
             self.test_cfg = test_cfg
         size = (test_cfg or {}).get('size')
         divisor = None if size else (test_cfg or {}).get('size_divisor', self.size_divisor)
-        inputs, padding = stack_batch(inputs, size=size, size_divisor=divisor,
-                                      pad_val=self.pad_val, seg_pad_val=self.seg_pad_val)
+        inputs, padding = stack_batch(
+            inputs,
+            size=size,
+            size_divisor=divisor,
+            pad_val=self.pad_val,
+            seg_pad_val=self.seg_pad_val)
         data_samples = self.cast_data(data.get('data_samples'))
         for sample, pad_info in zip(data_samples or (), padding):
             sample.set_metainfo(pad_info)

@@ -19,9 +19,9 @@ from .checkpoint_files import find_newest_complete_checkpoint, is_complete_check
 from .checkpoint_hook import AtomicCheckpointHook
 from .divergence import DivergenceError, DivergenceHook
 from .exact_resume import ResumableInfiniteSampler, ResumableIterBasedTrainLoop
+from .hook_names import DisabledHook
 from .load_policy import LoadPolicyHook
 from .preflight import PreflightHook, check_split
-from .hook_names import DisabledHook
 
 __all__ = [
     'AtomicCheckpointHook', 'DisabledHook', 'DivergenceError', 'DivergenceHook', 'LoadPolicyHook',

@@ -38,8 +38,8 @@ def checkpoint_pattern(filename_tmpl: Optional[str] = None) -> re.Pattern:
     fields = [p for p in parts if p[1] is not None]
     if len(fields) != 1:
         raise ValueError(f'filename_tmpl {filename_tmpl!r} must have exactly one {{}} field')
-    regex = ''.join(re.escape(text) + (r'(\d+)' if field is not None else '')
-                    for text, field, _, _ in parts)
+    regex = ''.join(
+        re.escape(text) + (r'(\d+)' if field is not None else '') for text, field, _, _ in parts)
     return re.compile(regex)
 
 
@@ -64,8 +64,8 @@ def numbered_checkpoints(directory: str,
         names = os.listdir(folder)
     except OSError:
         return []
-    found = [(int(m.group(1)), osp.join(folder, name))
-             for name in names for m in [pattern.fullmatch(name)] if m]
+    found = [(int(m.group(1)), osp.join(folder, name)) for name in names
+             for m in [pattern.fullmatch(name)] if m]
     return sorted((step, path) for step, path in found if osp.isfile(path))
 
 
@@ -101,8 +101,8 @@ def surplus_checkpoints(directory: str, filename_tmpl: str, step: int, keep: int
     upto = [(n, p) for n, p in complete if n <= step]
     kept = upto[-keep:] if keep > 0 else upto
     return (kept, [p for n, p in upto if (n, p) not in kept],
-            [p for n, p in numbered if n <= step and is_truncated_checkpoint(p)],
-            [p for n, p in complete if n > step])
+            [p for n, p in numbered
+             if n <= step and is_truncated_checkpoint(p)], [p for n, p in complete if n > step])
 
 
 def no_space_message(path: str, written: int, filename_tmpl: str, max_keep_ckpts: int) -> str:
@@ -110,8 +110,9 @@ def no_space_message(path: str, written: int, filename_tmpl: str, max_keep_ckpts
     the size of the previous checkpoint named like ``filename_tmpl`` beside it."""
     folder = osp.dirname(path)
     try:
-        previous = [p for _, p in numbered_checkpoints(folder, filename_tmpl)
-                    if is_complete_checkpoint(p)]
+        previous = [
+            p for _, p in numbered_checkpoints(folder, filename_tmpl) if is_complete_checkpoint(p)
+        ]
     except ValueError:
         previous = []
     size = osp.getsize(previous[-1]) if previous else 0
@@ -119,8 +120,8 @@ def no_space_message(path: str, written: int, filename_tmpl: str, max_keep_ckpts
     basis = (f'the size of the previous checkpoint {osp.basename(previous[-1])}'
              if previous and size >= written else
              f'at least the {_mib(written)} written before the disk was full')
-    room = (f'max_keep_ckpts + 1 = {max_keep_ckpts + 1} checkpoints' if max_keep_ckpts > 0
-            else 'one more checkpoint')
+    room = (f'max_keep_ckpts + 1 = {max_keep_ckpts + 1} checkpoints'
+            if max_keep_ckpts > 0 else 'one more checkpoint')
     more = f'at least {_mib(needed - free)} ' if needed > free else ''
     return (f'No space left on the device to save checkpoint {path}: it needs about '
             f'{_mib(needed)} free ({basis}); {_mib(free)} free in {folder} now. Free {more}'
@@ -179,8 +180,8 @@ def resume_target(work_dir: str, folder: str, filename_tmpl: str) -> Optional[st
         if newest:
             break
     recorded_ok = bool(recorded) and osp.isfile(recorded) and is_complete_checkpoint(recorded)
-    if recorded_ok and (newest is None or osp.samefile(newest, recorded) or
-                        not _numbered_above(newest, recorded, filename_tmpl)):
+    if recorded_ok and (newest is None or osp.samefile(newest, recorded)
+                        or not _numbered_above(newest, recorded, filename_tmpl)):
         return recorded
     save_file = osp.join(work_dir, 'last_checkpoint')
     if newest is None:
@@ -190,12 +191,15 @@ def resume_target(work_dir: str, folder: str, filename_tmpl: str) -> Optional[st
             f'--resume: {save_file} names {recorded}, which is missing or incomplete, and '
             f'{folder} holds no other complete checkpoint ({shown(filename_tmpl)}). Start '
             'without --resume, or set load_from to a checkpoint to resume from.')
-    why = (f'{save_file} is missing, empty or unreadable' if recorded is None else
-           f'{save_file} names {recorded}, which ' +
-           ('is missing or incomplete' if not recorded_ok else
-            'is numbered below another complete checkpoint'))
-    print_log(f'--resume: {why}; resuming from the highest-numbered complete checkpoint '
-              f'{newest} instead.', logger='current', level=logging.WARNING)
+    why = (f'{save_file} is missing, empty or unreadable'
+           if recorded is None else f'{save_file} names {recorded}, which ' +
+           ('is missing or incomplete'
+            if not recorded_ok else 'is numbered below another complete checkpoint'))
+    print_log(
+        f'--resume: {why}; resuming from the highest-numbered complete checkpoint '
+        f'{newest} instead.',
+        logger='current',
+        level=logging.WARNING)
     return newest
 
 

@@ -131,8 +131,9 @@ class AtomicCheckpointHook(CheckpointHook):
         """Refuse to write a checkpoint holding NaN/inf (weights or optimizer state)."""
         names, total = checkpoint_nonfinite(checkpoint)
         if names:
-            raise diverged(runner, 'the checkpoint to be saved was not written: ' +
-                           describe_nonfinite(names, total, 'tensors'))
+            raise diverged(
+                runner, 'the checkpoint to be saved was not written: ' +
+                describe_nonfinite(names, total, 'tensors'))
 
     def save_atomically(self, runner, out_dir, filename, *args, **kwargs) -> None:
         """``runner.save_checkpoint(out_dir, filename, ...)``, through a temporary file."""
@@ -149,8 +150,9 @@ class AtomicCheckpointHook(CheckpointHook):
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            raise OSError(exc.errno, no_space_message(
-                final, written, self.filename_tmpl, self.max_keep_ckpts)) from exc
+            raise OSError(exc.errno,
+                          no_space_message(final, written, self.filename_tmpl,
+                                           self.max_keep_ckpts)) from exc
         self._written.append(final)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
@@ -201,21 +203,25 @@ class AtomicCheckpointHook(CheckpointHook):
         if self.max_keep_ckpts <= 0 or not self._local or not is_main_process():
             return
         try:
-            kept, surplus, truncated, later = surplus_checkpoints(
-                self.out_dir, self.filename_tmpl, step, self.max_keep_ckpts)
+            kept, surplus, truncated, later = surplus_checkpoints(self.out_dir, self.filename_tmpl,
+                                                                  step, self.max_keep_ckpts)
         except ValueError:  # a filename_tmpl without exactly one {}: mmengine's retention
             return
         for path in surplus + truncated:
             os.remove(path)
-            print_log(f'Removed {path}: ' + (
-                'a truncated checkpoint' if path in truncated else
-                f'a complete checkpoint beyond max_keep_ckpts={self.max_keep_ckpts} (left by '
-                'a run stopped between saving a checkpoint and deleting the oldest)'),
-                logger='current', level=logging.WARNING)
+            print_log(
+                f'Removed {path}: ' +
+                ('a truncated checkpoint' if path in truncated else
+                 f'a complete checkpoint beyond max_keep_ckpts={self.max_keep_ckpts} (left by '
+                 'a run stopped between saving a checkpoint and deleting the oldest)'),
+                logger='current',
+                level=logging.WARNING)
         self.keep_ckpt_ids = deque([n for n, _ in kept], self.max_keep_ckpts)
         runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
         if start and later:
-            print_log(f'{self.out_dir} holds checkpoints numbered above this run\'s {step} '
-                      f'({osp.basename(later[-1])}): they are left alone, but --resume would '
-                      'continue the highest-numbered one; use another work_dir for a new run.',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                f'{self.out_dir} holds checkpoints numbered above this run\'s {step} '
+                f'({osp.basename(later[-1])}): they are left alone, but --resume would '
+                'continue the highest-numbered one; use another work_dir for a new run.',
+                logger='current',
+                level=logging.WARNING)

@@ -63,15 +63,15 @@ class DivergenceHook(Hook):
             if not math.isfinite(number):
                 bad[key] = number
         if bad:
-            raise diverged(runner, ', '.join(f'{k}={v}' for k, v in bad.items()),
-                           from_loss=True)
+            raise diverged(runner, ', '.join(f'{k}={v}' for k, v in bad.items()), from_loss=True)
         if self.check_interval > 0 and self.every_n_train_iters(runner, self.check_interval):
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             params = list(model.named_parameters())
             names = nonfinite_tensors(params)
             if names:
-                raise diverged(runner, 'after its update, ' +
-                               describe_nonfinite(names, len(params), 'parameter tensors'))
+                raise diverged(
+                    runner, 'after its update, ' +
+                    describe_nonfinite(names, len(params), 'parameter tensors'))
 
 
 def diverged(runner, what: str, from_loss: bool = False) -> DivergenceError:

@@ -185,10 +185,12 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         """Position the data and seed the fetches, then mmengine's ``run()``."""
         seed = (self.runner.cfg.get('randomness') or {}).get('seed')
         if seed is None:
-            print_log('ResumableIterBasedTrainLoop: randomness.seed is not set, so a run '
-                      'resumed with --resume will not replay the interrupted run\'s data order '
-                      'and random draws. Set randomness=dict(seed=...) for exact resumption.',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                'ResumableIterBasedTrainLoop: randomness.seed is not set, so a run '
+                'resumed with --resume will not replay the interrupted run\'s data order '
+                'and random draws. Set randomness=dict(seed=...) for exact resumption.',
+                logger='current',
+                level=logging.WARNING)
         self.skipped_batches = self._position_dataloader()
         self.dataloader_iterator = _SeededFetches(self.dataloader_iterator, self.runner.seed,
                                                   self.skipped_batches)

@@ -54,14 +54,21 @@ class ReplacedHook(Hook):
                 f'custom_hooks: {old} was replaced by {where} ({new}), which this config does '
                 f'not have. Add {example} (configs/_base_/fcn_runtime.py has it) and remove '
                 f'{old} from custom_hooks.')
-        print_log(f'custom_hooks: {old} is no longer needed ({where}, {new}, does its work); '
-                  'remove it.', logger='current', level=logging.WARNING)
+        print_log(
+            f'custom_hooks: {old} is no longer needed ({where}, {new}, does its work); '
+            'remove it.',
+            logger='current',
+            level=logging.WARNING)
 
 
 for _name in REPLACED:
-    HOOKS.register_module(_name, module=type(_name, (ReplacedHook, ), {'__doc__': (
-        f'Replaced by {REPLACED[_name][1]} ({REPLACED[_name][0]}): see '
-        f'{__name__}.')}))
+    HOOKS.register_module(
+        _name,
+        module=type(
+            _name, (ReplacedHook, ), {
+                '__doc__': (f'Replaced by {REPLACED[_name][1]} ({REPLACED[_name][0]}): see '
+                            f'{__name__}.')
+            }))
 
 
 @RUNNERS.register_module()

@@ -78,14 +78,13 @@ class LoadPolicyHook(Hook):
             request = self._settle_resume(runner, request)
             set_load_request(runner, request)
         self.source, self.resuming = request.load_from, request.resume
-        if self.source and '://' not in self.source and not osp.isfile(
-                osp.expanduser(self.source)):
+        if self.source and '://' not in self.source and not osp.isfile(osp.expanduser(self.source)):
             raise ConfigError(f'load_from = {self.source!r}: file not found.')
         model = _unwrap(runner.model)
         self._configured_fit = getattr(model, 'checkpoint_fit', 'strict')
         staged = training and self.source is not None and not request.resume
-        attach_checkpoint_fit(model, 'stage' if staged and self._configured_fit == 'strict'
-                              else self._configured_fit)
+        attach_checkpoint_fit(
+            model, 'stage' if staged and self._configured_fit == 'strict' else self._configured_fit)
 
     def after_load_checkpoint(self, runner, checkpoint) -> None:
         filename = self.source or 'the checkpoint'
@@ -130,19 +129,25 @@ class LoadPolicyHook(Hook):
                 # what the divergence message names, and what mmengine's own resume reads
                 atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), target)
             if request.load_from:
-                print_log(f'--resume: continuing {target}; load_from ({request.load_from}) '
-                          'only initialises a new run', logger='current')
+                print_log(
+                    f'--resume: continuing {target}; load_from ({request.load_from}) '
+                    'only initialises a new run',
+                    logger='current')
             return LoadRequest(True, target)
         if request.load_from:
-            print_log(f'--resume: no checkpoint in {folder} yet; starting from load_from '
-                      f'({request.load_from})', logger='current')
+            print_log(
+                f'--resume: no checkpoint in {folder} yet; starting from load_from '
+                f'({request.load_from})',
+                logger='current')
             return LoadRequest(False, request.load_from)
         logs = _earlier_logs(runner)
-        print_log(f'--resume: found no checkpoint ({shown(tmpl)}) in {folder}' + (
-            f', although {runner.work_dir} holds the logs of {len(logs)} earlier run(s) '
-            f'({", ".join(logs[-3:])}): if they saved checkpoints elsewhere, set '
-            'default_hooks.checkpoint.out_dir/filename_tmpl as they did, or load_from'
-            if logs else '') + '. Starting at iteration 0.', logger='current',
+        print_log(
+            f'--resume: found no checkpoint ({shown(tmpl)}) in {folder}' +
+            (f', although {runner.work_dir} holds the logs of {len(logs)} earlier run(s) '
+             f'({", ".join(logs[-3:])}): if they saved checkpoints elsewhere, set '
+             'default_hooks.checkpoint.out_dir/filename_tmpl as they did, or load_from'
+             if logs else '') + '. Starting at iteration 0.',
+            logger='current',
             level=logging.WARNING)
         return LoadRequest(False, None)
 
@@ -154,8 +159,9 @@ def _unwrap(model):
 def _earlier_logs(runner) -> List[str]:
     """The log folders (``<work_dir>/<timestamp>`` with a ``.log``) of earlier runs."""
     current = osp.abspath(runner.log_dir)
-    return sorted(osp.basename(d) for d in glob(osp.join(runner.work_dir, '*', ''))
-                  if osp.abspath(d.rstrip(osp.sep)) != current and glob(osp.join(d, '*.log')))
+    return sorted(
+        osp.basename(d) for d in glob(osp.join(runner.work_dir, '*', ''))
+        if osp.abspath(d.rstrip(osp.sep)) != current and glob(osp.join(d, '*.log')))
 
 
 def saved_lr(cfg_text: Optional[str]) -> Optional[float]:

@@ -75,13 +75,15 @@ class PreflightHook(Hook):
         broadcast_object_list(result, src=0)
         status, payload = result[0]
         if status == 'skip':
-            print_log(f'PreflightHook: label check skipped ({payload})', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'PreflightHook: label check skipped ({payload})',
+                logger='current',
+                level=logging.WARNING)
             return
         for finding in payload:
             if finding.level == 'warning':
-                print_log(f'PreflightHook: {finding.message}', logger='current',
-                          level=logging.WARNING)
+                print_log(
+                    f'PreflightHook: {finding.message}', logger='current', level=logging.WARNING)
         errors = [f for f in payload if f.level == 'error']
         if errors:
             raise BadDatasetError('bad data: ' + '\n'.join(f.message for f in errors))
@@ -89,8 +91,11 @@ class PreflightHook(Hook):
     def check_labels(self, datasets: List[Tuple[str, object]]) -> List[LabelFinding]:
         findings, seen = [], []
         for key, dataset in datasets:
-            report = check_split(key.replace('_dataloader', ''), dataset,
-                                 max_files=self.max_files, time_limit=self.time_limit)
+            report = check_split(
+                key.replace('_dataloader', ''),
+                dataset,
+                max_files=self.max_files,
+                time_limit=self.time_limit)
             if not report.labels or sorted(report.labels) in seen:
                 continue  # no labels, or the same files as another loader
             seen.append(sorted(report.labels))
@@ -108,7 +113,10 @@ class SplitReport(NamedTuple):
     samples: int
 
 
-def check_split(name: str, dataset, full: bool = False, workers: int = 0,
+def check_split(name: str,
+                dataset,
+                full: bool = False,
+                workers: int = 0,
                 max_files: Optional[int] = 1000,
                 time_limit: Optional[float] = 30.0) -> SplitReport:
     """Check one split of a built dataset (``name``: ``'train'``, ``'val'``...).
@@ -135,11 +143,15 @@ def check_split(name: str, dataset, full: bool = False, workers: int = 0,
         bad = [BadSampleError(path, file_problem(path), i) for i, path in missing_files(infos)]
         dropped = {e.index for e in bad}
         labels, samples, total = {}, len(inner), None
-        bad += scan_dataset(wrapper, indices=[i for i in range(samples) if i not in dropped],
-                            workers=workers, desc=name, label_counts=labels)
+        bad += scan_dataset(
+            wrapper,
+            indices=[i for i in range(samples) if i not in dropped],
+            workers=workers,
+            desc=name,
+            label_counts=labels)
     classes, ignore = dataset_classes(dataset)
-    findings = analyze_labels(labels, len(classes) if classes else None, ignore, classes, name,
-                              total)
+    findings = analyze_labels(labels,
+                              len(classes) if classes else None, ignore, classes, name, total)
     if full:  # files with bad values are listed one by one
         findings = [f for f in findings if f.kind != 'bad_values']
     elif _skips_bad_samples(dataset):  # per-file problems are skipped there, by request

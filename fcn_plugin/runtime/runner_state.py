@@ -14,8 +14,8 @@ from typing import List, NamedTuple, Optional, Tuple
 
 from mmengine.runner import BaseLoop
 
-LOOPS = (('train_dataloader', '_train_loop'), ('val_dataloader', '_val_loop'),
-         ('test_dataloader', '_test_loop'))
+LOOPS = (('train_dataloader', '_train_loop'), ('val_dataloader', '_val_loop'), ('test_dataloader',
+                                                                                '_test_loop'))
 
 
 def is_training(runner) -> bool:
@@ -41,8 +41,7 @@ class LoadRequest(NamedTuple):
 
 
 def load_request(runner) -> LoadRequest:
-    return LoadRequest(bool(getattr(runner, '_resume', False)),
-                       getattr(runner, '_load_from', None))
+    return LoadRequest(bool(getattr(runner, '_resume', False)), getattr(runner, '_load_from', None))
 
 
 def set_load_request(runner, request: LoadRequest) -> None:

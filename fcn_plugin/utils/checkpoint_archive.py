@@ -85,8 +85,8 @@ def check_archive(filename: str, what: str = 'checkpoint') -> None:
         declared = sum(i.file_size for i in infos)
         for info in infos:
             if info.header_offset + info.compress_size > size or (
-                    info.compress_type == zipfile.ZIP_STORED and
-                    info.file_size != info.compress_size):
+                    info.compress_type == zipfile.ZIP_STORED
+                    and info.file_size != info.compress_size):
                 raise ValueError(f'{refused} entry {info.filename} declares '
                                  f'{_gib(info.file_size)} that the file ({_gib(size)}) does not '
                                  'hold: a damaged archive.')

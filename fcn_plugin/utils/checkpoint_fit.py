@@ -99,22 +99,27 @@ def fit_problems(module: torch.nn.Module, state_dict: Mapping, mode: str) -> Dic
     mismatched = [(k, _shape(v), own[k]) for k, v in state_dict.items()
                   if k in own and _shape(v) != own[k]]
     allowed = set(stage_new_keys(module, state_dict)) if mode == 'stage' else set()
-    return dict(missing=[k for k in missing if k not in allowed],
-                unexpected=unexpected,
-                mismatched=[m for m in mismatched if m[0] not in allowed],
-                allowed=sorted(allowed & (set(missing) | {m[0] for m in mismatched})),
-                shared=len(own) - len(missing))
+    return dict(
+        missing=[k for k in missing if k not in allowed],
+        unexpected=unexpected,
+        mismatched=[m for m in mismatched if m[0] not in allowed],
+        allowed=sorted(allowed & (set(missing) | {m[0]
+                                                  for m in mismatched})),
+        shared=len(own) - len(missing))
 
 
 HINTS = {
-    'strict': "Use the checkpoint written for this config: testing, inference and --resume "
-              "need every weight. To load only part of it on purpose, set the model's "
-              "checkpoint_fit='stage' or 'off' (config key model.checkpoint_fit).",
-    'stage': 'load_from initialises a stage from the previous one (FCN-32s -> 16s -> 8s): only '
-             "the new stage's score layers may be missing. Check that load_from names the "
-             "previous stage's final checkpoint for the same classes and backbone.",
-    'backbone': "init_cfg Pretrained needs a checkpoint of this backbone (tools/model_converters/"
-                "vgg2mmseg.py writes one); for a whole-model checkpoint add prefix='backbone.'.",
+    'strict':
+    "Use the checkpoint written for this config: testing, inference and --resume "
+    "need every weight. To load only part of it on purpose, set the model's "
+    "checkpoint_fit='stage' or 'off' (config key model.checkpoint_fit).",
+    'stage':
+    'load_from initialises a stage from the previous one (FCN-32s -> 16s -> 8s): only '
+    "the new stage's score layers may be missing. Check that load_from names the "
+    "previous stage's final checkpoint for the same classes and backbone.",
+    'backbone':
+    "init_cfg Pretrained needs a checkpoint of this backbone (tools/model_converters/"
+    "vgg2mmseg.py writes one); for a whole-model checkpoint add prefix='backbone.'.",
 }
 
 
@@ -129,8 +134,10 @@ def check_fit(module: torch.nn.Module, state_dict: Mapping, mode: str) -> None:
     relaxed_unexpected = mode != 'strict' and found['shared'] > 0
     where = f'{source_of(state_dict)} does not fit the {type(module).__name__}'
     if not found['shared'] and len(state_dict):
-        parts = [f'it shares no key with the model (checkpoint keys: {_names(list(state_dict))}; '
-                 f'model keys: {_names(list(module.state_dict()))})']
+        parts = [
+            f'it shares no key with the model (checkpoint keys: {_names(list(state_dict))}; '
+            f'model keys: {_names(list(module.state_dict()))})'
+        ]
     else:
         parts = []
         if found['missing']:
@@ -139,22 +146,29 @@ def check_fit(module: torch.nn.Module, state_dict: Mapping, mode: str) -> None:
             parts.append(f"{len(found['unexpected'])} unexpected keys "
                          f"({_names(found['unexpected'])})")
         if found['mismatched']:
-            shapes = [f'{k}: checkpoint {list(a) if a else a}, model {list(b)}'
-                      for k, a, b in found['mismatched']]
+            shapes = [
+                f'{k}: checkpoint {list(a) if a else a}, model {list(b)}'
+                for k, a, b in found['mismatched']
+            ]
             parts.append(f"{len(shapes)} size mismatches ({_names(shapes)})")
     if parts:
         raise CheckpointFitError(f"{where} (checkpoint_fit='{mode}'): " + '; '.join(parts) +
                                  f'. Nothing was loaded. {HINTS[mode]}')
     if found['unexpected']:
-        print_log(f"{where}: ignoring {len(found['unexpected'])} keys the model does not have "
-                  f"({_names(found['unexpected'])})", logger='current', level=30)
+        print_log(
+            f"{where}: ignoring {len(found['unexpected'])} keys the model does not have "
+            f"({_names(found['unexpected'])})",
+            logger='current',
+            level=30)
     if found['allowed']:
-        print_log(f"{source_of(state_dict)}: the new stage's layers start from their "
-                  f"initialisation: {_names(found['allowed'])}", logger='current')
+        print_log(
+            f"{source_of(state_dict)}: the new stage's layers start from their "
+            f"initialisation: {_names(found['allowed'])}",
+            logger='current')
 
 
-def _fit_pre_hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
-                  unexpected_keys, error_msgs) -> None:
+def _fit_pre_hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                  error_msgs) -> None:
     """``load_state_dict`` pre-hook: checks the module when it is the one being loaded."""
     if prefix == '':
         check_fit(module, state_dict, getattr(module, 'checkpoint_fit', 'strict'))

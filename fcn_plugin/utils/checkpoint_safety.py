@@ -73,9 +73,10 @@ def history_buffer_method(owner, name: str):
 
 def checkpoint_safe_globals() -> list:
     """The classes and reconstructors an mmengine checkpoint needs beyond torch's defaults."""
-    dtype_classes = [type(np.dtype(t)) for t in (
-        np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8, np.uint8,
-        np.bool_)]
+    dtype_classes = [
+        type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64, np.int32,
+                                    np.int16, np.int8, np.uint8, np.bool_)
+    ]
     return [
         HistoryBuffer,
         (history_buffer_method, 'builtins.getattr'),
@@ -109,8 +110,10 @@ def _first_line(message: str, error: BaseException) -> str:
     """The unpickler's own reason, without torch's advice around it."""
     reason = message.split('WeightsUnpickler error:')[-1].strip()
     reason = reason.split('Check the documentation of torch.load')[0].strip()
-    lines = [ln for ln in reason.splitlines()
-             if ln.strip() and 'weights_only' not in ln and 'Weights only load' not in ln]
+    lines = [
+        ln for ln in reason.splitlines()
+        if ln.strip() and 'weights_only' not in ln and 'Weights only load' not in ln
+    ]
     return (lines[0].strip() if lines else type(error).__name__)[:300]
 
 
@@ -132,10 +135,10 @@ def _translate(filename: str, error: BaseException, what: str = 'checkpoint') ->
         return CorruptCheckpointError(
             f'{name} is a TorchScript archive (torch.jit.save), not a checkpoint: load it with '
             'torch.jit.load, or save the model\'s state_dict() instead.')
-    if isinstance(error, (EOFError, pickle.UnpicklingError, ValueError, TypeError)) or (
-            isinstance(error, RuntimeError) and
-            re.search(r'zip archive|central directory|PytorchStreamReader|invalid header|'
-                      r'weights_only', message)):
+    if isinstance(error, (EOFError, pickle.UnpicklingError, ValueError,
+                          TypeError)) or (isinstance(error, RuntimeError) and re.search(
+                              r'zip archive|central directory|PytorchStreamReader|invalid header|'
+                              r'weights_only', message)):
         return CorruptCheckpointError(
             f'{name} is truncated, damaged or not a PyTorch checkpoint '
             f'({_first_line(message, error)}); this is not a code-execution attempt, the file is '
@@ -203,8 +206,10 @@ def load_from_local(filename: str, map_location=None):
 @contextlib.contextmanager
 def _weights_only_forced():
     """Make every ``torch.load`` in the block weights-only, whatever its callsite passes."""
-    saved = {k: os.environ.get(k) for k in ('TORCH_FORCE_WEIGHTS_ONLY_LOAD',
-                                             'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')}
+    saved = {
+        k: os.environ.get(k)
+        for k in ('TORCH_FORCE_WEIGHTS_ONLY_LOAD', 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+    }
     os.environ.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     os.environ['TORCH_FORCE_WEIGHTS_ONLY_LOAD'] = '1'
     try:
@@ -218,6 +223,7 @@ def _weights_only_forced():
 
 
 def _safe_scheme(loader: Callable) -> Callable:
+
     def safe_loader(filename, map_location=None, *args, **kwargs):
         with _named_errors(filename), _weights_only_forced():
             return loader(filename, map_location, *args, **kwargs)

@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 def config_datasets(cfg) -> Iterator[Tuple[str, dict]]:
     """``(key, dataset dict)`` of every dataset of the data loaders, inside wrappers
     (``dataset``/``datasets``)."""
+
     def leaves(dataset, key):
         if not isinstance(dataset, dict):
             return
@@ -56,11 +57,13 @@ def _heads(cfg) -> Iterator[Tuple[str, Any]]:
 
 
 def _dataset_field(field: str, meta: bool = False):
+
     def fields(cfg):
         for key, dataset in config_datasets(cfg):
             holder = dataset.get('metainfo') if meta else dataset
             if isinstance(holder, dict) and field in holder:
                 yield f'{key}.' + ('metainfo.' if meta else '') + field, holder[field]
+
     return fields
 
 
@@ -93,10 +96,15 @@ def unused_names(filename: Optional[str]) -> set:
             tree = ast.parse(f.read())
     except (OSError, TypeError, SyntaxError, ValueError):
         return set()
-    assigned = {t.id for node in tree.body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
-    read = {node.id for node in ast.walk(tree)
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    assigned = {
+        t.id
+        for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    read = {
+        node.id
+        for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
     return assigned - read
 
 
@@ -113,13 +121,14 @@ def check_config_vars(cfg, option_keys: Iterable[str] = ()) -> None:
         wrong = [(key, v) for key, v in found if _plain(v) != value]
         if not found or len(wrong) < len(found):  # it reached a field: a variable used as such
             continue
-        shown = ', '.join(f'{key} = {_plain(v)!r}' for key, v in wrong[:4]) + (
-            f' (and {len(wrong) - 4} more)' if len(wrong) > 4 else '')
+        shown = ', '.join(
+            f'{key} = {_plain(v)!r}'
+            for key, v in wrong[:4]) + (f' (and {len(wrong) - 4} more)' if len(wrong) > 4 else '')
         raise ConfigError(
             f'{name} = {value!r} does not reach the fields it is meant to set: {shown}. '
             "mmengine evaluates a base config's variables when it reads the base, so a child "
-            'config (or --cfg-options) must set the nested keys, as mmseg\'s configs do: '
-            + ', '.join(f'{key}={value!r}' for key, _ in wrong[:4]) + '.')
+            'config (or --cfg-options) must set the nested keys, as mmseg\'s configs do: ' +
+            ', '.join(f'{key}={value!r}' for key, _ in wrong[:4]) + '.')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):

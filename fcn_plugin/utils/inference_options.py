@@ -6,11 +6,14 @@ PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
 
 def add_inference_args(parser) -> None:
     parser.add_argument(
-        '--precision', choices=PRECISION_CHOICES, default=None,
+        '--precision',
+        choices=PRECISION_CHOICES,
+        default=None,
         help="inference precision: fp32 (exact; on CPU the fast exact path), or fp16/bf16 "
         "autocast (GPU; bf16 also on CPU); default: the config's model.inference_precision")
     parser.add_argument(
-        '--channels-last', action='store_true',
+        '--channels-last',
+        action='store_true',
         help='channels-last weights and inputs (GPU; on CPU the default fp32 path is faster)')
 
 

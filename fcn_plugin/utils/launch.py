@@ -101,8 +101,9 @@ def init_cpu_process_group(launcher: str, backend: str = 'gloo', timeout=None) -
     elif launcher != 'pytorch':
         raise ValueError(f'init_cpu_process_group: launcher {launcher!r} is not supported on '
                          "CPU; use 'pytorch' (torchrun, tools/dist_train.sh) or 'slurm'")
-    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
-               if k not in os.environ]
+    missing = [
+        k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ
+    ]
     if missing:
         raise RuntimeError(f'--launcher {launcher}: environment variables {missing} are not set; '
                            'start the job with torchrun (tools/dist_train.sh, '
@@ -150,9 +151,11 @@ def _nccl_error_handling() -> None:
     """Turn on NCCL's asynchronous error handling unless the environment chose a mode."""
     mode = os.environ.setdefault('TORCH_NCCL_ASYNC_ERROR_HANDLING', '1')
     if mode == '0':
-        print_log('TORCH_NCCL_ASYNC_ERROR_HANDLING=0: a timed-out NCCL collective will not end '
-                  'the process; unset it to let a stuck job fail.', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            'TORCH_NCCL_ASYNC_ERROR_HANDLING=0: a timed-out NCCL collective will not end '
+            'the process; unset it to let a stuck job fail.',
+            logger='current',
+            level=logging.WARNING)
 
 
 def _cpu_model_wrapper_cfg(cfg: Config) -> dict:
@@ -190,8 +193,10 @@ def prepare_distributed(cfg: Config, launcher: str) -> Config:
     requested = dist_cfg.get('backend')
     backend = select_backend(requested, cuda)
     if requested is not None and requested != backend:
-        print_log(f'No CUDA on this machine: torch.distributed backend {requested!r} from '
-                  f'env_cfg.dist_cfg replaced by {backend!r}.', logger='current')
+        print_log(
+            f'No CUDA on this machine: torch.distributed backend {requested!r} from '
+            f'env_cfg.dist_cfg replaced by {backend!r}.',
+            logger='current')
     dist_cfg['backend'] = backend
     timeout = dist_cfg.get('timeout')  # None: not set
     dist_cfg['timeout'] = check_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
@@ -217,11 +222,16 @@ def add_runner_args(parser) -> None:
     ``LOCAL_RANK``). Parse with :func:`parse_runner_args`."""
     from mmengine.config import DictAction
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings of the config: key=value pairs (nested keys with dots; lists '
         'as key="[a,b]" or key=a,b; tuples as key="[(a,b),(c,d)]"; quotes needed, no spaces)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 

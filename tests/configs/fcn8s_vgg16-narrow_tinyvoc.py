@@ -30,8 +30,7 @@ train_dataloader = dict(
     batch_size=2,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(
-    dataset=dict(type=dataset_type, data_root=data_root, pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator

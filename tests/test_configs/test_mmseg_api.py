@@ -68,8 +68,9 @@ def test_metafile_lists_every_recipe_config():
         with open(osp.join(ROOT, path)) as f:
             models += yaml.safe_load(f)['Models']
     names = {m['Name'] for m in models}
-    assert names == {'fcn32s_vgg16_voc', 'fcn16s_vgg16_voc', 'fcn8s_vgg16_voc',
-                     'fcn8s-atonce_vgg16_voc'}
+    assert names == {
+        'fcn32s_vgg16_voc', 'fcn16s_vgg16_voc', 'fcn8s_vgg16_voc', 'fcn8s-atonce_vgg16_voc'
+    }
     for model in models:
         assert osp.isfile(osp.join(ROOT, model['Config'])), model['Config']
         assert model['Name'] == osp.splitext(osp.basename(model['Config']))[0]

@@ -17,7 +17,10 @@ MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 
 
 def run(*args, cwd):
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+    result = subprocess.run([sys.executable, *args],
+                            capture_output=True,
+                            text=True,
+                            cwd=cwd,
                             env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert result.returncode == 0, result.stderr[-4000:]
     return result
@@ -25,8 +28,10 @@ def run(*args, cwd):
 
 def test_metrics(work_dir):
     """The metrics JSON a test run writes (``<work_dir>/<timestamp>/<timestamp>.json``)."""
-    files = [f for f in glob.glob(osp.join(work_dir, '*', '*.json'))
-             if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))]
+    files = [
+        f for f in glob.glob(osp.join(work_dir, '*', '*.json'))
+        if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))
+    ]
     assert len(files) == 1, files
     with open(files[0]) as f:
         metrics = json.load(f)
@@ -70,6 +75,7 @@ def test_init_model_and_inferencer_take_the_config_path(trained_by_mmseg, toy_bi
     assert model.dataset_meta['classes'] == ('bg', 'fg')
     image = sorted(glob.glob(osp.join(toy_binary, 'images', 'val', '*')))[0]
     expected = inference_model(model, image)
-    result = MMSegInferencer(model=config, weights=ckpt, device='cpu')(
-        image, return_datasamples=True)
+    result = MMSegInferencer(
+        model=config, weights=ckpt, device='cpu')(
+            image, return_datasamples=True)
     assert torch.equal(result.pred_sem_seg.data, expected.pred_sem_seg.data)

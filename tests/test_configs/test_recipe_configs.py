@@ -92,8 +92,8 @@ def test_variant_configs():
     assert tv.model.backbone.init_cfg.checkpoint == 'pretrain/vgg16_torchvision.pth'
     aug = load('fcn8s-atonce_vgg16_voc12aug.py')
     train = datasets_of(aug, 'train')
-    assert [d.data_prefix.seg_map_path for d in train] == ['SegmentationClass',
-                                                           'SegmentationClassAug']
+    assert [d.data_prefix.seg_map_path
+            for d in train] == ['SegmentationClass', 'SegmentationClassAug']
     assert aug.val_dataloader.dataset.ann_file == 'ImageSets/Segmentation/val.txt'
     assert aug.model.decode_head.skip_scales == (0.0001, 0.01)
     assert aug.train_cfg.max_iters == 300000
@@ -102,8 +102,9 @@ def test_variant_configs():
 def test_optimizer_groups_follow_the_recipe():
     """Built from the reference optim_wrapper: biases at 2x lr without decay, weights at lr
     with decay 5e-4, fixed upsampling absent (on the tiny model, to stay fast)."""
-    import fcn_plugin  # noqa: F401
     from mmseg.registry import MODELS
+
+    import fcn_plugin  # noqa: F401
     model_cfg = load('fcn8s_vgg16-tiny_toyvoc.py').model
     model = MODELS.build(model_cfg)
     wrapper = build_optim_wrapper(model, load('fcn8s_vgg16_voc.py').optim_wrapper)
@@ -123,8 +124,10 @@ def test_optimizer_groups_follow_the_recipe():
     from fcn_plugin.models.layers.bilinear_upsample import class_diagonal_bilinear_weight
     head = model.decode_head
     ups = {n: b for n, b in model.named_buffers() if 'upsample' in n}
-    assert sorted(ups) == ['decode_head.fusions.0.upsample.weight',
-                           'decode_head.fusions.1.upsample.weight', 'decode_head.upsample.weight']
+    assert sorted(ups) == [
+        'decode_head.fusions.0.upsample.weight', 'decode_head.fusions.1.upsample.weight',
+        'decode_head.upsample.weight'
+    ]
     c = model_cfg.decode_head.num_classes
     for name, module in (('decode_head.upsample.weight', head.upsample),
                          ('decode_head.fusions.0.upsample.weight', head.fusions[0].upsample),
@@ -162,10 +165,14 @@ def test_every_config_resumes_without_replaying_the_data(name):
     assert cfg.train_dataloader.get('batch_sampler') is None
 
 
-RUNTIME = dict(load_policy='LoadPolicyHook', preflight='PreflightHook',
-               divergence='DivergenceHook', confusion_matrix='ConfusionMatrixHook')
-CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')) +
-                 glob.glob(osp.join(ROOT, 'tests', 'configs', '*.py')))
+RUNTIME = dict(
+    load_policy='LoadPolicyHook',
+    preflight='PreflightHook',
+    divergence='DivergenceHook',
+    confusion_matrix='ConfusionMatrixHook')
+CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs', '*.py')) +
+    glob.glob(osp.join(ROOT, 'tests', 'configs', '*.py')))
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
@@ -182,9 +189,10 @@ def test_every_config_installs_the_runtime_as_named_default_hooks(path):
     assert 'runner_type' not in cfg  # mmseg's tools/test.py would ignore it
     if osp.basename(path) == 'fcn8s_r50_voc12aug.py':
         import mmseg
-        base = Config.fromfile(osp.join(
-            osp.dirname(mmseg.__file__), '.mim', 'configs', 'fcn',
-            'fcn_r50-d8_4xb4-20k_voc12aug-512x512.py')).default_hooks
+        base = Config.fromfile(
+            osp.join(
+                osp.dirname(mmseg.__file__), '.mim', 'configs', 'fcn',
+                'fcn_r50-d8_4xb4-20k_voc12aug-512x512.py')).default_hooks
         for key, mmengine_type in (('checkpoint', 'CheckpointHook'), ('logger', 'LoggerHook')):
             ours = {k: v for k, v in cfg.default_hooks[key].items() if k != '_scope_'}
             assert {**ours, 'type': mmengine_type} == base[key]

@@ -10,6 +10,8 @@ import uuid
 import numpy as np
 import pytest
 from mmengine.config import Config
+from mmengine.runner import Runner
+from mmseg.registry import DATASETS
 from PIL import Image
 
 import fcn_plugin  # noqa: F401
@@ -17,8 +19,6 @@ from fcn_plugin.datasets.label_checks import BadDatasetError, analyze_labels
 from fcn_plugin.datasets.transforms import BadSampleError, CheckSegSample
 from fcn_plugin.runtime import PreflightHook, preflight
 from fcn_plugin.utils.config_vars import ConfigError, config_datasets, load_config
-from mmengine.runner import Runner
-from mmseg.registry import DATASETS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(ROOT, 'configs')
@@ -36,8 +36,10 @@ def config(name):
 
 def data_root_options(root):
     """``--cfg-options`` that point the three data loaders' datasets at ``root``."""
-    return {f'{split}_dataloader.dataset.data_root': str(root)
-            for split in ('train', 'val', 'test')}
+    return {
+        f'{split}_dataloader.dataset.data_root': str(root)
+        for split in ('train', 'val', 'test')
+    }
 
 
 def seg(root, name):
@@ -49,12 +51,13 @@ def write_01_255_masks(root, names):
     """Overwrite the labels of ``names`` with greyscale 0/255 masks (as most tools save them)."""
     for name in names:
         label = np.array(Image.open(seg(root, name)))
-        Image.fromarray(np.where((label > 0) & (label < 255), 255, 0).astype(np.uint8)).save(
-            seg(root, name))
+        Image.fromarray(np.where((label > 0) & (label < 255), 255,
+                                 0).astype(np.uint8)).save(seg(root, name))
 
 
 # ------------------------------------------------------------------------- the split analysis
 def test_analyze_labels_finds_the_trap_and_its_relatives():
+
     def kinds(counts, num_classes=21, **kw):
         return {(f.level, f.kind) for f in analyze_labels(counts, num_classes, **kw)}
 
@@ -73,8 +76,14 @@ def test_analyze_labels_finds_the_trap_and_its_relatives():
     assert kinds({'a.png': {0: 5, 1: 3, 40: 1}}, 2) == {('error', 'bad_values')}
     voc_like = {'a.png': {k: 10 for k in range(21)}, 'b.png': {0: 10, 255: 10}}
     assert kinds(voc_like) == {('warning', 'binary_files')}
-    missing = analyze_labels({'a.png': {0: 5, 2: 5}}, 4, classes=('bg', 'x', 'y', 'z'),
-                             split='val', total_files=10)
+    missing = analyze_labels({'a.png': {
+        0: 5,
+        2: 5
+    }},
+                             4,
+                             classes=('bg', 'x', 'y', 'z'),
+                             split='val',
+                             total_files=10)
     assert missing[0].kind == 'no_pixels' and "1 'x', 3 'z'" in missing[0].message
     assert 'val split (., 1 label files checked of 10)' in missing[0].message
 
@@ -143,8 +152,7 @@ def test_bad_values_stop_the_run_unless_bad_samples_are_skipped(voc, dataset_cfg
     Image.fromarray(label).save(seg(root, ids['train'][1]))
     strict = DATASETS.build(dataset_cfg(root))
     found = PreflightHook().check_labels([('train_dataloader', strict)])
-    assert [(f.level, f.kind) for f in found if f.kind != 'no_pixels'] == [('error',
-                                                                           'bad_values')]
+    assert [(f.level, f.kind) for f in found if f.kind != 'no_pixels'] == [('error', 'bad_values')]
     assert seg(root, ids['train'][1]) in found[0].message
     skipping = DATASETS.build(dataset_cfg(root, on_error='skip'))
     found = PreflightHook().check_labels([('train_dataloader', skipping)])
@@ -197,16 +205,17 @@ def write_child(path, base, body):
 
 def test_child_config_sets_the_nested_keys(tmp_path):
     """The README's child config: mmseg's nested keys change what they name."""
-    child = write_child(tmp_path / 'child.py', 'fcn8s_vgg16-tiny_toyvoc.py',
-                        "model = dict(decode_head=dict(num_classes=2))\n"
-                        "metainfo = dict(classes=('bg', 'fg'), palette=[[0, 0, 0], [9, 9, 9]])\n"
-                        f"data = dict(data_root={str(tmp_path / 'mine')!r}, metainfo=metainfo)\n"
-                        "train_dataloader = dict(dataset=data)\n"
-                        "val_dataloader = dict(dataset=data)\n"
-                        "test_dataloader = val_dataloader\n"
-                        "train_cfg = dict(max_iters=200)\n"
-                        "param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, "
-                        "begin=0, end=200, by_epoch=False)]\n")
+    child = write_child(
+        tmp_path / 'child.py', 'fcn8s_vgg16-tiny_toyvoc.py',
+        "model = dict(decode_head=dict(num_classes=2))\n"
+        "metainfo = dict(classes=('bg', 'fg'), palette=[[0, 0, 0], [9, 9, 9]])\n"
+        f"data = dict(data_root={str(tmp_path / 'mine')!r}, metainfo=metainfo)\n"
+        "train_dataloader = dict(dataset=data)\n"
+        "val_dataloader = dict(dataset=data)\n"
+        "test_dataloader = val_dataloader\n"
+        "train_cfg = dict(max_iters=200)\n"
+        "param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, "
+        "begin=0, end=200, by_epoch=False)]\n")
     cfg = load_config(child)
     assert cfg.model.decode_head.num_classes == 2 and cfg.train_cfg.max_iters == 200
     assert cfg.param_scheduler[0].end == 200
@@ -216,20 +225,22 @@ def test_child_config_sets_the_nested_keys(tmp_path):
     assert checks and all(t.get('num_classes') is None for t in checks)  # from the dataset
 
 
-@pytest.mark.parametrize('base,body,options,name,key', [
-    ('fcn8s_vgg16-tiny_toyvoc.py', 'num_classes = 2\n', None, 'num_classes',
-     r'model\.decode_head\.num_classes=2'),
-    ('fcn8s_vgg16-tiny_toyvoc.py', "data_root = 'data/mine'\n", None, 'data_root',
-     r"train_dataloader\.dataset\.data_root='data/mine'"),
-    ('fcn8s_vgg16-tiny_toyvoc.py', 'max_iters = 50\n', None, 'max_iters',
-     r'train_cfg\.max_iters=50'),
-    ('fcn8s_vgg16-tiny_toyvoc.py', '', dict(max_iters=50), 'max_iters',
-     r'train_cfg\.max_iters=50'),
-    ('fcn8s_vgg16_custom.py', "img_suffix = '.png'\n", None, 'img_suffix',
-     r"train_dataloader\.dataset\.img_suffix='\.png'"),
-], ids=['num_classes', 'data_root', 'max_iters', 'cfg-options', 'img_suffix'])
-def test_a_top_level_variable_that_reaches_nothing_names_the_nested_keys(tmp_path, base, body,
-                                                                         options, name, key):
+@pytest.mark.parametrize(
+    'base,body,options,name,key', [
+        ('fcn8s_vgg16-tiny_toyvoc.py', 'num_classes = 2\n', None, 'num_classes',
+         r'model\.decode_head\.num_classes=2'),
+        ('fcn8s_vgg16-tiny_toyvoc.py', "data_root = 'data/mine'\n", None, 'data_root',
+         r"train_dataloader\.dataset\.data_root='data/mine'"),
+        ('fcn8s_vgg16-tiny_toyvoc.py', 'max_iters = 50\n', None, 'max_iters',
+         r'train_cfg\.max_iters=50'),
+        ('fcn8s_vgg16-tiny_toyvoc.py', '', dict(max_iters=50), 'max_iters',
+         r'train_cfg\.max_iters=50'),
+        ('fcn8s_vgg16_custom.py', "img_suffix = '.png'\n", None, 'img_suffix',
+         r"train_dataloader\.dataset\.img_suffix='\.png'"),
+    ],
+    ids=['num_classes', 'data_root', 'max_iters', 'cfg-options', 'img_suffix'])
+def test_a_top_level_variable_that_reaches_nothing_names_the_nested_keys(
+        tmp_path, base, body, options, name, key):
     """mmengine evaluates a base's variables when it reads the base, so a child's top-level
     ``num_classes = 2`` (what earlier versions of this README suggested) would silently train
     the base's 6 classes: it is an error naming the keys to set."""
@@ -247,15 +258,17 @@ def test_mmseg_runner_stops_a_child_whose_variable_reaches_nothing(tmp_path, toy
     toy.main(['--out-dir', out, '--num-train', '2', '--num-val', '1'])
     loaders = ''.join(f'{k}_dataloader = dict(dataset=dict(data_root={out!r}))\n'
                       for k in ('train', 'val', 'test'))
-    child = write_child(tmp_path / 'child.py', 'fcn8s_vgg16-tiny_toyvoc.py',
-                        f'num_classes = 2\n{loaders}'
-                        "custom_hooks = [dict(type='EmptyCacheHook')]\n"
-                        f'work_dir = {str(tmp_path / "work")!r}\n')
+    child = write_child(
+        tmp_path / 'child.py', 'fcn8s_vgg16-tiny_toyvoc.py', f'num_classes = 2\n{loaders}'
+        "custom_hooks = [dict(type='EmptyCacheHook')]\n"
+        f'work_dir = {str(tmp_path / "work")!r}\n')
     cfg = Config.fromfile(child)
     cfg.experiment_name = f'unresolved_child_{uuid.uuid4().hex[:8]}'
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(ConfigError, match=r'num_classes = 2 does not reach .* '
-                       r'model\.decode_head\.num_classes = 6'):
+    with pytest.raises(
+            ConfigError,
+            match=r'num_classes = 2 does not reach .* '
+            r'model\.decode_head\.num_classes = 6'):
         runner.train()
     assert runner.iter == 0
 
@@ -282,20 +295,28 @@ def test_custom_dataset_names_folders_and_suffixes(tmp_path):
         (root / sub).mkdir(parents=True)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / 'images/train/a.jpg')
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / 'labels/train/a_mask.png')
-    cfg = dict(type='CustomSegDataset', data_root=str(root),
-               data_prefix=dict(img_path='images/train', seg_map_path='labels/train'),
-               img_suffix='.jpg', seg_map_suffix='.png',
-               metainfo=dict(classes=('bg', 'fg'), palette=[[0, 0, 0], [255, 255, 255]]),
-               pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-                         dict(type='CheckSegSample')])
-    with pytest.raises(FileNotFoundError, match=r"1 of 1 images have no label ending with "
-                       r"seg_map_suffix='\.png'"):
+    cfg = dict(
+        type='CustomSegDataset',
+        data_root=str(root),
+        data_prefix=dict(img_path='images/train', seg_map_path='labels/train'),
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        metainfo=dict(classes=('bg', 'fg'), palette=[[0, 0, 0], [255, 255, 255]]),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='CheckSegSample')
+        ])
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"1 of 1 images have no label ending with "
+            r"seg_map_suffix='\.png'"):
         DATASETS.build(cfg)
     with pytest.raises(FileNotFoundError, match=r"no image ending with img_suffix='\.png'"):
         DATASETS.build(dict(cfg, img_suffix='.png'))
     with pytest.raises(FileNotFoundError, match='label folder not found'):
-        DATASETS.build(dict(cfg, data_prefix=dict(img_path='images/train',
-                                                  seg_map_path='labels/val')))
+        DATASETS.build(
+            dict(cfg, data_prefix=dict(img_path='images/train', seg_map_path='labels/val')))
     dataset = DATASETS.build(dict(cfg, seg_map_suffix='_mask.png'))  # any suffixes
     assert len(dataset) == 1 and dataset[0]['gt_seg_map'].shape == (8, 8)
     check = [t for t in dataset.pipeline.transforms if isinstance(t, CheckSegSample)][0]
@@ -312,11 +333,15 @@ def test_binary_toy_from_0_255_masks_learns_the_foreground(tmp_path, capsys, toy
     m2l = load_tool('dataset_converters/masks2labels')
     assert m2l.main([osp.join(data, 'masks'), osp.join(data, 'labels'), '--quiet']) == 0
     assert 'num_classes = 2' in capsys.readouterr().out
-    cfg = load_config(config('fcn8s_vgg16-tiny_toybinary.py'), dict(
-        data_root_options(data), work_dir=str(tmp_path / 'work'), log_level='WARNING',
-        optim_wrapper=dict(optimizer=dict(lr=2e-3)), train_cfg=dict(max_iters=80,
-                                                                    val_interval=1000),
-        default_hooks=dict(checkpoint=dict(interval=1000))))
+    cfg = load_config(
+        config('fcn8s_vgg16-tiny_toybinary.py'),
+        dict(
+            data_root_options(data),
+            work_dir=str(tmp_path / 'work'),
+            log_level='WARNING',
+            optim_wrapper=dict(optimizer=dict(lr=2e-3)),
+            train_cfg=dict(max_iters=80, val_interval=1000),
+            default_hooks=dict(checkpoint=dict(interval=1000))))
     assert cfg.model.decode_head.num_classes == 2  # softmax over two classes, as in the paper
     # a few dozen iterations at a constant lr (a poly decay over 80 iterations would lower it
     # before the narrow model, trained from scratch, has found the shapes): ~15 s on one core
@@ -325,8 +350,10 @@ def test_binary_toy_from_0_255_masks_learns_the_foreground(tmp_path, capsys, toy
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
-    labels = [np.array(Image.open(osp.join(data, 'labels', 'val', f)))
-              for f in os.listdir(osp.join(data, 'labels', 'val'))]
+    labels = [
+        np.array(Image.open(osp.join(data, 'labels', 'val', f)))
+        for f in os.listdir(osp.join(data, 'labels', 'val'))
+    ]
     chance = 100 * np.mean(np.concatenate([lab.ravel() for lab in labels]) == 1)  # all "shape"
     assert metrics['IoU.shape'] > max(40, chance + 15), (metrics, chance)
     assert metrics['IoU.background'] > 70

@@ -10,18 +10,22 @@ import sys
 import zlib
 
 import pytest
+from mmseg.registry import DATASETS
 
 from fcn_plugin.datasets.file_checks import inspect_file
 from fcn_plugin.datasets.label_checks import count_labels
 from fcn_plugin.datasets.missing_files import describe_missing, file_problem, missing_files
 from fcn_plugin.datasets.transforms import BadSampleError, CheckSegFiles
-from mmseg.registry import DATASETS
 
 PEAK_LIMIT_MIB = 1024
 # our configs' test pipeline: LoadImageFromFile first (mmseg's inference API replaces it)
-TEST_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='CheckSegFiles'),
-                 dict(type='LoadAnnotations'), dict(type='CheckSegSample'),
-                 dict(type='PackSegInputs')]
+TEST_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='CheckSegFiles'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegSample'),
+    dict(type='PackSegInputs')
+]
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -69,9 +73,13 @@ def bomb_voc(tmp_path, make_voc):
 
 
 def val_dataset(root, type='FCNVOCDataset', wrap=False):
-    dataset = dict(type=type, data_root=str(root), test_mode=True,
-                   data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
-                   ann_file='ImageSets/Segmentation/val.txt', pipeline=TEST_PIPELINE)
+    dataset = dict(
+        type=type,
+        data_root=str(root),
+        test_mode=True,
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/val.txt',
+        pipeline=TEST_PIPELINE)
     return dict(type='ValidatedDataset', dataset=dataset) if wrap else dataset
 
 
@@ -104,8 +112,11 @@ print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def run_measured(repo_root, script, arg):
     """Run ``script`` in a subprocess; its output and peak resident memory (MiB)."""
-    result = subprocess.run([sys.executable, '-c', script, arg], capture_output=True, text=True,
-                            cwd=repo_root, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    result = subprocess.run([sys.executable, '-c', script, arg],
+                            capture_output=True,
+                            text=True,
+                            cwd=repo_root,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
     lines = result.stdout.strip().splitlines()
     assert lines and lines[-1].startswith('peak_kib'), result.stdout + result.stderr[-3000:]
     return result.stdout, int(lines[-1].split()[1]) / 1024

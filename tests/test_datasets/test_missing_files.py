@@ -6,38 +6,47 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from mmseg.registry import DATASETS
 from PIL import Image
 
 from fcn_plugin.datasets.missing_files import describe_missing, missing_files
-from mmseg.registry import DATASETS
 
 
 def test_missing_files_lists_every_missing_path_in_order(tmp_path):
     present = tmp_path / 'a.jpg'
     present.write_bytes(b'x')
-    infos = [dict(img_path=str(present), seg_map_path=str(tmp_path / 'a.png')),
-             dict(img_path=str(tmp_path / 'b.jpg'), seg_map_path=None),  # no label: not checked
-             dict(img_path=str(tmp_path), seg_map_path=str(present))]  # a folder is no file
+    infos = [
+        dict(img_path=str(present), seg_map_path=str(tmp_path / 'a.png')),
+        dict(img_path=str(tmp_path / 'b.jpg'), seg_map_path=None),  # no label: not checked
+        dict(img_path=str(tmp_path), seg_map_path=str(present))
+    ]  # a folder is no file
     missing = missing_files(iter(infos))
     assert missing == [(0, str(tmp_path / 'a.png')), (1, str(tmp_path / 'b.jpg')),
                        (2, str(tmp_path))]
     assert missing_files(infos, ['seg_map_path']) == [(0, str(tmp_path / 'a.png'))]
-    assert describe_missing(missing, 'train.txt', shown=2) == (
-        f'3 file(s) listed by train.txt are missing: {tmp_path / "a.png"}; '
-        f'{tmp_path / "b.jpg"}; ...')
+    assert describe_missing(
+        missing, 'train.txt',
+        shown=2) == (f'3 file(s) listed by train.txt are missing: {tmp_path / "a.png"}; '
+                     f'{tmp_path / "b.jpg"}; ...')
 
 
 def test_voc_dataset_names_all_missing_files_or_loads_them_with_check_files_false(
         tmp_path, make_voc):
     root = tmp_path / 'voc'
     names = make_voc(root, n_train=4, n_val=1)['train']
-    gone = [osp.join(root, 'JPEGImages', names[0] + '.jpg'),
-            osp.join(root, 'SegmentationClass', names[2] + '.png')]
+    gone = [
+        osp.join(root, 'JPEGImages', names[0] + '.jpg'),
+        osp.join(root, 'SegmentationClass', names[2] + '.png')
+    ]
     for path in gone:
         os.remove(path)
-    cfg = dict(type='FCNVOCDataset', data_root=str(root),
-               data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
-               ann_file='ImageSets/Segmentation/train.txt', pipeline=[], prepare_cmd='make it')
+    cfg = dict(
+        type='FCNVOCDataset',
+        data_root=str(root),
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/train.txt',
+        pipeline=[],
+        prepare_cmd='make it')
     with pytest.raises(FileNotFoundError) as info:
         DATASETS.build(cfg)
     message = str(info.value)
@@ -59,11 +68,16 @@ def test_custom_dataset_check_files_false_keeps_images_without_labels(tmp_path):
     for name in ('a', 'b', 'c'):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / 'images' / f'{name}.jpg')
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / 'labels' / 'b.png')
-    cfg = dict(type='CustomSegDataset', data_root=str(root),
-               data_prefix=dict(img_path='images', seg_map_path='labels'),
-               metainfo=dict(classes=('bg', 'fg')), pipeline=[])
-    with pytest.raises(FileNotFoundError, match=r'2 of 3 images have no label .* e\.g\. '
-                       r'.*labels/a\.png \(for .*images/a\.jpg'):
+    cfg = dict(
+        type='CustomSegDataset',
+        data_root=str(root),
+        data_prefix=dict(img_path='images', seg_map_path='labels'),
+        metainfo=dict(classes=('bg', 'fg')),
+        pipeline=[])
+    with pytest.raises(
+            FileNotFoundError,
+            match=r'2 of 3 images have no label .* e\.g\. '
+            r'.*labels/a\.png \(for .*images/a\.jpg'):
         DATASETS.build(cfg)
     dataset = DATASETS.build(dict(cfg, check_files=False))
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]

@@ -86,8 +86,9 @@ def test_classes_match_dataset_and_config(toy_dir, toy):
 
 
 def test_missing_toy_data_names_the_command(tmp_path):
-    import fcn_plugin  # noqa: F401
     from mmseg.registry import DATASETS
+
+    import fcn_plugin  # noqa: F401
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py'))
     dataset = cfg.train_dataloader.dataset.to_dict()
     dataset['data_root'] = str(tmp_path / 'toy')

@@ -5,13 +5,13 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from mmseg.registry import DATASETS
 from PIL import Image
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.datasets import validated_dataset
 from fcn_plugin.datasets.transforms import BadSampleError
 from fcn_plugin.utils.label_png import save_label_png
-from mmseg.registry import DATASETS
 
 
 def img(root, name):
@@ -104,8 +104,11 @@ def test_training_stops_at_the_bad_sample(voc, tmp_path, tiny_cfg, build_runner)
     root, names = voc
     truncate(img(root, names[1]))
     for workers in (0, 1):  # in the main process, and re-raised from a loader worker
-        cfg = tiny_cfg(root, tmp_path / f'work{workers}', max_iters=20,
-                       train_dataloader=dict(num_workers=workers))
+        cfg = tiny_cfg(
+            root,
+            tmp_path / f'work{workers}',
+            max_iters=20,
+            train_dataloader=dict(num_workers=workers))
         runner = build_runner(cfg)
         with pytest.raises(BadSampleError, match='truncated JPEG') as info:
             runner.train()
@@ -117,8 +120,8 @@ def test_training_stops_at_the_bad_sample(voc, tmp_path, tiny_cfg, build_runner)
 @pytest.fixture
 def warnings_logged(monkeypatch):
     messages = []
-    monkeypatch.setattr(validated_dataset, 'print_log',
-                        lambda msg, logger=None, level=None: messages.append(msg))
+    monkeypatch.setattr(
+        validated_dataset, 'print_log', lambda msg, logger=None, level=None: messages.append(msg))
     return messages
 
 
@@ -148,8 +151,12 @@ def test_skip_mode_warns_and_counts(tmp_path, warnings_logged, make_voc, dataset
 def test_skip_mode_trains_to_the_end(voc, tmp_path, warnings_logged, tiny_cfg, build_runner):
     root, names = voc
     truncate(img(root, names[0]))
-    cfg = tiny_cfg(root, tmp_path / 'work', max_iters=5, val_interval=100,
-                   train_dataloader=dict(dataset=dict(on_error='skip')))
+    cfg = tiny_cfg(
+        root,
+        tmp_path / 'work',
+        max_iters=5,
+        val_interval=100,
+        train_dataloader=dict(dataset=dict(on_error='skip')))
     runner = build_runner(cfg)
     runner.train()
     assert runner.iter == 5
@@ -189,8 +196,8 @@ def test_check_dataset_lists_every_bad_file(tmp_path, make_voc, check_dataset, w
     assert 'test: same dataset as above' in clean.stdout
 
     expected = []
-    for name, kind in zip(train, ['truncated jpeg', 'label values', 'size mismatch',
-                                  'corrupt image', 'colour label']):
+    kinds = ['truncated jpeg', 'label values', 'size mismatch', 'corrupt image', 'colour label']
+    for name, kind in zip(train, kinds):
         corrupt, named, problem = BAD[kind]
         corrupt(root, name)
         expected.append(f'  {named(root, name)}: {problem}')

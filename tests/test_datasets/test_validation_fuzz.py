@@ -9,15 +9,14 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mmseg.registry import DATASETS
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.datasets.transforms import BadSampleError
 from fcn_plugin.datasets.validated_dataset import ValidatedDataset
-from mmseg.registry import DATASETS
 
 JPEG = b'\xff\xd8\xff'
 PNG = b'\x89PNG\r\n\x1a\n'
-
 
 PLAIN_PIPELINE = [  # the train_pipeline of configs/_base_/datasets/sbd_seg11valid.py
     dict(type='CheckSegFiles'),
@@ -33,8 +32,10 @@ def sample(request, make_voc, dataset_cfg):
     """A one-sample VOC dataset; the examples overwrite its image or its label."""
     root = tempfile.mkdtemp(prefix='fcn_fuzz_')
     name = make_voc(root, n_train=1, n_val=1)['train'][0]
-    paths = {'img': osp.join(root, 'JPEGImages', name + '.jpg'),
-             'seg': osp.join(root, 'SegmentationClass', name + '.png')}
+    paths = {
+        'img': osp.join(root, 'JPEGImages', name + '.jpg'),
+        'seg': osp.join(root, 'SegmentationClass', name + '.png')
+    }
     originals = {k: open(p, 'rb').read() for k, p in paths.items()}
     if request.param == 'ValidatedDataset':
         cfg = dataset_cfg(root)
@@ -65,23 +66,27 @@ def load(dataset, paths, originals, which, data):
     assert labels <= set(range(21)) | {255}
 
 
-fuzz = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+fuzz = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @fuzz
-@given(which=st.sampled_from(['img', 'seg']),
-       prefix=st.sampled_from([b'', JPEG, PNG]),
-       body=st.binary(max_size=2048))
+@given(
+    which=st.sampled_from(['img', 'seg']),
+    prefix=st.sampled_from([b'', JPEG, PNG]),
+    body=st.binary(max_size=2048))
 def test_random_bytes(sample, which, prefix, body):
     load(*sample, which, prefix + body)
 
 
 @fuzz
-@given(which=st.sampled_from(['img', 'seg']),
-       edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
-                      max_size=8),
-       keep=st.one_of(st.none(), st.floats(0, 1)))
+@given(
+    which=st.sampled_from(['img', 'seg']),
+    edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=8),
+    keep=st.one_of(st.none(), st.floats(0, 1)))
 def test_mutated_files(sample, which, edits, keep):
     """A real JPEG/PNG with bytes overwritten and/or cut short: headers, chunks, scan data."""
     dataset, paths, originals = sample

@@ -7,10 +7,10 @@ import pytest
 import scipy.io
 import scipy.sparse
 from mmengine.config import Config
+from mmseg.registry import DATASETS
 from PIL import Image
 
 from fcn_plugin.utils.label_png import save_label_png
-from mmseg.registry import DATASETS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -69,8 +69,13 @@ def fake_data(tmp_path):
         label[0] = 255
         save_label_png(label, str(voc / 'SegmentationClass' / f'{name}.png'))
     (voc11 / 'val.txt').write_text('\n'.join(voc11_val) + '\n')
-    return dict(sbd=str(sbd_dir), voc=str(voc), train=train, val=val, segs=segs,
-                seg11valid=['2008_000007', '2010_000008', '2008_000005'])
+    return dict(
+        sbd=str(sbd_dir),
+        voc=str(voc),
+        train=train,
+        val=val,
+        segs=segs,
+        seg11valid=['2008_000007', '2010_000008', '2008_000005'])
 
 
 def test_convert_sbd_and_seg11valid(fake_data, capsys, sbd):

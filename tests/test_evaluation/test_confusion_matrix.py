@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcn_plugin.evaluation import ConfusionMatrixHook
-from fcn_plugin.evaluation import FCNMetric
+from fcn_plugin.evaluation import ConfusionMatrixHook, FCNMetric
 
 CLASSES = ('background', 'cat', 'dog')
 
@@ -17,8 +16,8 @@ def evaluated_metric():
     metric.dataset_meta = dict(classes=CLASSES)
     label = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 1]])
     pred = torch.tensor([[0, 1, 1, 1], [2, 0, 0, 1]])
-    metric.process({}, [dict(pred_sem_seg=dict(data=pred[None]),
-                             gt_sem_seg=dict(data=label[None]))])
+    metric.process({},
+                   [dict(pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=label[None]))])
     return metric, metric.evaluate(1)
 
 
@@ -33,9 +32,11 @@ def test_per_class_scores_and_kept_matrix():
 
 def test_hook_writes_npy_csv_png_after_test(tmp_path):
     metric, _ = evaluated_metric()
-    runner = SimpleNamespace(log_dir=str(tmp_path), iter=7,
-                             test_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])),
-                             val_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])))
+    runner = SimpleNamespace(
+        log_dir=str(tmp_path),
+        iter=7,
+        test_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])),
+        val_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])))
     hook = ConfusionMatrixHook()
     hook.after_test_epoch(runner)
     out = tmp_path / 'confusion_matrix'
@@ -52,8 +53,11 @@ def test_tensorboard_backend_logs_scalars(tmp_path):
     pytest.importorskip('tensorboard')
     from mmseg.visualization import SegLocalVisualizer
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    vis = SegLocalVisualizer(name='tb_test', save_dir=str(tmp_path), vis_backends=[
-        dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
+    vis = SegLocalVisualizer(
+        name='tb_test',
+        save_dir=str(tmp_path),
+        vis_backends=[dict(type='LocalVisBackend'),
+                      dict(type='TensorboardVisBackend')])
     vis.add_scalars({'loss': 0.5, 'mIoU': 81.0}, step=3)
     vis.close()
     events = EventAccumulator(str(tmp_path / 'vis_data')).Reload()

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
-
-from fcn_plugin.evaluation import FCNMetric, confusion_matrix, hist_to_metrics
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
+
+from fcn_plugin.evaluation import FCNMetric, confusion_matrix, hist_to_metrics
 
 CLASSES = ('c0', 'c1', 'c2', 'c3', 'c4')
 
@@ -42,8 +42,9 @@ def make_set(seed=0, num=6):
         h, w = rng.integers(5, 12, size=2)
         label = rng.integers(0, 3, size=(h, w))
         label[rng.random((h, w)) < 0.2] = 255
-        pred = np.where(rng.random((h, w)) < 0.6, np.where(label == 255, 0, label),
-                        rng.integers(0, 4, size=(h, w)))
+        pred = np.where(
+            rng.random((h, w)) < 0.6, np.where(label == 255, 0, label),
+            rng.integers(0, 4, size=(h, w)))
         preds.append(pred)
         labels.append(label)
     return preds, labels

@@ -15,11 +15,15 @@ from fcn_plugin.evaluation import RankZeroLoggerHook
 
 def fake_runner(tmp_path):
     logged = []
-    processor = SimpleNamespace(
-        get_log_after_epoch=lambda *a, **k: ({'mIoU': 50.0}, 'Iter(test) mIoU: 50.0'))
-    runner = SimpleNamespace(log_dir=str(tmp_path), timestamp='20261125_000000',
-                             log_processor=processor, test_dataloader=[0, 1],
-                             logger=SimpleNamespace(info=logged.append))
+    processor = SimpleNamespace(get_log_after_epoch=lambda *a, **k: ({
+        'mIoU': 50.0
+    }, 'Iter(test) mIoU: 50.0'))
+    runner = SimpleNamespace(
+        log_dir=str(tmp_path),
+        timestamp='20261125_000000',
+        log_processor=processor,
+        test_dataloader=[0, 1],
+        logger=SimpleNamespace(info=logged.append))
     return runner, logged
 
 

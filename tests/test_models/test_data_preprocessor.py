@@ -24,8 +24,10 @@ def batch():
 
 
 def build(**kwargs):
-    return MODELS.build(dict(type='PadSegDataPreProcessor', mean=MEAN, std=STD, bgr_to_rgb=True,
-                             pad_val=7, **kwargs))
+    return MODELS.build(
+        dict(
+            type='PadSegDataPreProcessor', mean=MEAN, std=STD, bgr_to_rgb=True, pad_val=7,
+            **kwargs))
 
 
 @pytest.mark.parametrize('test_cfg,padded', [(None, (9, 7)), (dict(size_divisor=4), (12, 8)),
@@ -36,8 +38,8 @@ def test_mixed_size_test_batch_is_normalised_then_padded(test_cfg, padded):
     assert out['inputs'].shape == (2, 3, *padded)
     assert pre.test_cfg == test_cfg  # restored after normalising the images one by one
     plain = SegDataPreProcessor(mean=MEAN, std=STD, bgr_to_rgb=True)
-    for img, inputs, sample, (h, w) in zip(batch()['inputs'], out['inputs'],
-                                          out['data_samples'], SHAPES):
+    for img, inputs, sample, (h, w) in zip(batch()['inputs'], out['inputs'], out['data_samples'],
+                                           SHAPES):
         expected = plain(dict(inputs=[img]), False)['inputs'][0]  # RGB, normalised
         torch.testing.assert_close(inputs[:, :h, :w], expected, rtol=0, atol=0)
         assert (inputs[:, h:] == 7).all() and (inputs[:, :, w:] == 7).all()

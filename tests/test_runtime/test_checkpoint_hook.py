@@ -28,9 +28,11 @@ def fake_runner(work_dir):
 
     def save_checkpoint(out_dir, filename, file_client_args=None, **kwargs):
         last = osp.join(work_dir, 'last_checkpoint')
-        saves.append(SimpleNamespace(
-            name=filename, on_disk=checkpoints(out_dir),
-            last=open(last).read() if osp.exists(last) else None))
+        saves.append(
+            SimpleNamespace(
+                name=filename,
+                on_disk=checkpoints(out_dir),
+                last=open(last).read() if osp.exists(last) else None))
         path = osp.join(out_dir, filename)
         torch.save({'meta': kwargs.get('meta'), 'w': torch.zeros(300_000)}, path)
         if runner.fail is not None:
@@ -40,9 +42,15 @@ def fake_runner(work_dir):
 
     name = f'atomic_{uuid.uuid4().hex[:8]}'
     runner = SimpleNamespace(
-        work_dir=str(work_dir), logger=MMLogger.get_instance(name, log_level='WARNING'),
-        message_hub=MessageHub.get_instance(name), epoch=0, iter=0, max_iters=100,
-        save_checkpoint=save_checkpoint, saves=saves, fail=None)
+        work_dir=str(work_dir),
+        logger=MMLogger.get_instance(name, log_level='WARNING'),
+        message_hub=MessageHub.get_instance(name),
+        epoch=0,
+        iter=0,
+        max_iters=100,
+        save_checkpoint=save_checkpoint,
+        saves=saves,
+        fail=None)
     return runner
 
 
@@ -84,8 +92,8 @@ def test_previous_best_deleted_only_after_the_new_best(tmp_path):
     hook.after_val_epoch(runner, {'mIoU': 0.4})  # not better: nothing written
     runner.iter = 6
     hook.after_val_epoch(runner, {'mIoU': 0.6})
-    assert [s.name.split('.tmp-')[0] for s in runner.saves] == [
-        '.best_mIoU_iter_2.pth', '.best_mIoU_iter_6.pth']
+    assert [s.name.split('.tmp-')[0]
+            for s in runner.saves] == ['.best_mIoU_iter_2.pth', '.best_mIoU_iter_6.pth']
     assert runner.saves[1].on_disk == ['best_mIoU_iter_2.pth']
     assert checkpoints(tmp_path) == ['best_mIoU_iter_6.pth']
     assert runner.message_hub.get_info('best_ckpt') == str(tmp_path / 'best_mIoU_iter_6.pth')
@@ -110,8 +118,7 @@ def resumed_at(tmp_path, step, keep_ckpt_ids, max_keep_ckpts=2):
     runner = fake_runner(tmp_path)
     runner.iter = step
     runner.message_hub.update_info('keep_ckpt_ids', list(keep_ckpt_ids))
-    return runner, AtomicCheckpointHook(interval=2, by_epoch=False,
-                                        max_keep_ckpts=max_keep_ckpts)
+    return runner, AtomicCheckpointHook(interval=2, by_epoch=False, max_keep_ckpts=max_keep_ckpts)
 
 
 def test_surplus_checkpoint_removed_at_the_start(tmp_path):
@@ -128,8 +135,9 @@ def test_surplus_checkpoint_removed_at_the_start(tmp_path):
     write_complete(tmp_path / 'best_mIoU_iter_2.pth')
     runner, hook = resumed_at(tmp_path, 6, [4, 6])
     hook.before_train(runner)
-    assert checkpoints(tmp_path) == ['best_mIoU_iter_2.pth', 'iter_10.pth', 'iter_3.pth',
-                                     'iter_4.pth', 'iter_6.pth']
+    assert checkpoints(tmp_path) == [
+        'best_mIoU_iter_2.pth', 'iter_10.pth', 'iter_3.pth', 'iter_4.pth', 'iter_6.pth'
+    ]
     assert list(hook.keep_ckpt_ids) == [4, 6]
     assert runner.message_hub.get_info('keep_ckpt_ids') == [4, 6]
 
@@ -155,9 +163,12 @@ def test_the_only_complete_checkpoint_is_kept(tmp_path):
     assert checkpoints(tmp_path) == ['iter_2.pth']
 
 
-@pytest.mark.parametrize('error', [OSError(errno.ENOSPC, 'No space left on device'),
-                                   RuntimeError('before_save_checkpoint: NaN weights')],
-                         ids=['disk-full', 'check-raises'])
+@pytest.mark.parametrize(
+    'error', [
+        OSError(errno.ENOSPC, 'No space left on device'),
+        RuntimeError('before_save_checkpoint: NaN weights')
+    ],
+    ids=['disk-full', 'check-raises'])
 def test_a_failed_save_loses_nothing(tmp_path, error):
     """The 3rd save (max_keep_ckpts=2) fails half-way: no file of it is left, iter_2/iter_4
     and last_checkpoint stay, the hook and message hub still name iter_4, and the next save
@@ -206,8 +217,7 @@ def test_a_failed_best_save_keeps_the_previous_best(tmp_path):
 
 
 @pytest.mark.usefixtures('one_thread')
-def test_resume_after_a_kill_between_rename_and_delete(tmp_path, make_voc, tiny_cfg,
-                                                       build_runner):
+def test_resume_after_a_kill_between_rename_and_delete(tmp_path, make_voc, tiny_cfg, build_runner):
     """A real run (max_keep_ckpts=1) left iter_1.pth beside iter_2.pth (as a kill after
     renaming iter_2.pth would): resumed, it is removed (keep_ckpt_ids, [2], comes from
     iter_2.pth: mmengine alone would keep iter_1.pth for ever) and the run ends with one."""
@@ -215,9 +225,15 @@ def test_resume_after_a_kill_between_rename_and_delete(tmp_path, make_voc, tiny_
     work = tmp_path / 'work'
 
     def cfg(max_iters, **kwargs):
-        return tiny_cfg(tmp_path / 'data', work, max_iters=max_iters, ckpt_interval=2,
-                        val_interval=100, lr=1e-5, **kwargs,
-                        default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+        return tiny_cfg(
+            tmp_path / 'data',
+            work,
+            max_iters=max_iters,
+            ckpt_interval=2,
+            val_interval=100,
+            lr=1e-5,
+            **kwargs,
+            default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
 
     build_runner(cfg(2)).train()
     shutil.copy(work / 'iter_2.pth', work / 'iter_1.pth')

@@ -8,8 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmseg.registry import HOOKS
 from mmengine.logging import MessageHub
+from mmseg.registry import HOOKS
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.runtime import DivergenceError, DivergenceHook
@@ -20,8 +20,14 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_v
                                                                 build_runner, state_dict_of):
     """lr 100 with the summed loss (the reference's lr is 1e-10): NaN at iteration 3."""
     make_voc(tmp_path / 'data', n_train=3, n_val=1)
-    runner = build_runner(tiny_cfg(tmp_path / 'data', tmp_path / 'work', max_iters=8, lr=100.0,
-                                   ckpt_interval=1, val_interval=100))
+    runner = build_runner(
+        tiny_cfg(
+            tmp_path / 'data',
+            tmp_path / 'work',
+            max_iters=8,
+            lr=100.0,
+            ckpt_interval=1,
+            val_interval=100))
     with pytest.raises(DivergenceError) as info:
         runner.train()
     message = str(info.value)
@@ -39,14 +45,19 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_v
 @pytest.mark.parametrize('value', [float('inf'), float('-inf'), float('nan')])
 def test_hook_checks_every_loss_term(value, tmp_path):
     runner = SimpleNamespace(
-        iter=41, work_dir=str(tmp_path), hooks=[], optim_wrapper=None,
+        iter=41,
+        work_dir=str(tmp_path),
+        hooks=[],
+        optim_wrapper=None,
         message_hub=MessageHub.get_instance('divergence_test'),
         cfg=Config(dict(model=dict(decode_head=dict(loss_decode=dict(reduction='mean'))))))
     hook = DivergenceHook(check_interval=0)  # the runner has no model
     hook.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(2.0), acc_seg=value))
     with pytest.raises(DivergenceError) as info:
-        hook.after_train_iter(runner, 0, outputs=dict(
-            loss=torch.tensor(1.0), **{'decode.loss_ce': torch.tensor(value)}))
+        hook.after_train_iter(
+            runner,
+            0,
+            outputs=dict(loss=torch.tensor(1.0), **{'decode.loss_ce': torch.tensor(value)}))
     assert f'iteration 42: decode.loss_ce={value}' in str(info.value)
     assert "loss reduction 'mean'" in str(info.value)
     assert 'No checkpoint verified finite was written' in str(info.value)
@@ -67,8 +78,8 @@ def test_huge_lr_keeps_only_finite_checkpoints(tmp_path, make_voc, tiny_cfg, bui
     """lr 1e30: the first update already gives ~1e33 weights, the next loss is NaN."""
     make_voc(tmp_path / 'data', n_train=3, n_val=1)
     work = tmp_path / 'work'
-    runner = build_runner(tiny_cfg(tmp_path / 'data', work, max_iters=6, lr=1e30,
-                                   ckpt_interval=1, val_interval=100))
+    runner = build_runner(
+        tiny_cfg(tmp_path / 'data', work, max_iters=6, lr=1e30, ckpt_interval=1, val_interval=100))
     with pytest.raises(DivergenceError) as info:
         runner.train()
     message = str(info.value)
@@ -105,6 +116,7 @@ class _DivergenceFault(Hook):
 
 @HOOKS.register_module(force=True)
 class _RecordLr(Hook):
+
     def __init__(self):
         self.seen = []
 
@@ -120,10 +132,14 @@ def test_nonfinite_optimizer_state_is_not_saved(tmp_path, make_voc, tiny_cfg, bu
     nothing written, last_checkpoint unchanged."""
     make_voc(tmp_path / 'data', n_train=3, n_val=1)
     work = tmp_path / 'work'
-    runner = build_runner(tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2,
-                                   val_interval=100,
-                                   custom_hooks=[dict(type='_DivergenceFault', at=4,
-                                                      kind='momentum')]))
+    runner = build_runner(
+        tiny_cfg(
+            tmp_path / 'data',
+            work,
+            max_iters=6,
+            ckpt_interval=2,
+            val_interval=100,
+            custom_hooks=[dict(type='_DivergenceFault', at=4, kind='momentum')]))
     with pytest.raises(DivergenceError) as info:
         runner.train()
     message = str(info.value)
@@ -142,9 +158,14 @@ def test_advised_command_resumes_at_the_lower_lr(tmp_path, make_voc, tiny_cfg, b
     ``--resume --cfg-options optim_wrapper.optimizer.lr=...`` continues iter_2.pth at that lr."""
     make_voc(tmp_path / 'data', n_train=3, n_val=1)
     work = tmp_path / 'work'
-    runner = build_runner(tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2,
-                                   val_interval=100,
-                                   custom_hooks=[dict(type='_DivergenceFault', at=3, kind='lr')]))
+    runner = build_runner(
+        tiny_cfg(
+            tmp_path / 'data',
+            work,
+            max_iters=6,
+            ckpt_interval=2,
+            val_interval=100,
+            custom_hooks=[dict(type='_DivergenceFault', at=3, kind='lr')]))
     with pytest.raises(DivergenceError) as info:
         runner.train()
     message = str(info.value)
@@ -154,8 +175,14 @@ def test_advised_command_resumes_at_the_lower_lr(tmp_path, make_voc, tiny_cfg, b
     key, value = re.search(r'--resume --cfg-options (\S+)=(\S+)$', message).groups()
     assert (key, float(value)) == ('optim_wrapper.optimizer.lr', 1e-4)  # tiny_cfg's 1e-3 / 10
 
-    cfg = tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2, val_interval=100,
-                   custom_hooks=[dict(type='_RecordLr')], resume=True)
+    cfg = tiny_cfg(
+        tmp_path / 'data',
+        work,
+        max_iters=6,
+        ckpt_interval=2,
+        val_interval=100,
+        custom_hooks=[dict(type='_RecordLr')],
+        resume=True)
     cfg.merge_from_dict({key: float(value)})  # what --cfg-options does
     resumed = build_runner(cfg)
     record = next(h for h in resumed.hooks if isinstance(h, _RecordLr))

@@ -12,10 +12,10 @@ import pytest
 import torch
 from mmcv.transforms import BaseTransform
 from mmengine.hooks import Hook
+from mmseg.registry import HOOKS, TRANSFORMS
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.runtime import is_complete_checkpoint
-from mmseg.registry import HOOKS, TRANSFORMS
 
 
 class Interrupted(Exception):
@@ -38,6 +38,7 @@ class InterruptAfterIter(Hook):
 @pytest.fixture(scope='module')
 def train_to_end(build_runner):
     """``train_to_end(cfg)``: a runner of ``cfg`` after ``train()``, its workers stopped."""
+
     def run(cfg):
         runner = build_runner(cfg)
         try:
@@ -73,8 +74,11 @@ def mmengine_loop(cfg):
     return cfg
 
 
-PLAIN_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-                  dict(type='PackSegInputs')]
+PLAIN_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
 # a random transform in the data pipeline: in the main process (num_workers=0) its draws come
 # from the loop's per-fetch seeding, so a wrong fetch number after resuming shows
 FLIP_PIPELINE = PLAIN_PIPELINE[:2] + [dict(type='RandomFlip', prob=0.5)] + PLAIN_PIPELINE[2:]
@@ -89,12 +93,14 @@ def train_data(num_workers=0, persistent_workers=False, pipeline=None, **loader)
 
 
 @pytest.mark.usefixtures('one_thread')
-@pytest.mark.parametrize('num_workers,persistent,pipeline', [
-    (0, False, None),
-    (0, False, FLIP_PIPELINE),
-    (2, False, None),
-    (2, True, None),
-], ids=['main-process', 'main-process-random-flip', '2-workers', '2-persistent-workers'])
+@pytest.mark.parametrize(
+    'num_workers,persistent,pipeline', [
+        (0, False, None),
+        (0, False, FLIP_PIPELINE),
+        (2, False, None),
+        (2, True, None),
+    ],
+    ids=['main-process', 'main-process-random-flip', '2-workers', '2-persistent-workers'])
 def test_resume_is_bit_identical(tmp_path, num_workers, persistent, pipeline, make_voc, tiny_cfg,
                                  state_dict_of, train_to_end):
     """8 iterations straight vs. stopped after 3 (checkpoint at 3, validation at 2/4/6/8 drawing
@@ -103,18 +109,25 @@ def test_resume_is_bit_identical(tmp_path, num_workers, persistent, pipeline, ma
     iteration 3 (no replay) by ResumableIterBasedTrainLoop, SGD momentum 0.99; with the data
     loaded in the main process (also with a random flip) or by 2 (persistent) workers."""
     make_voc(tmp_path / 'data')
-    common = dict(max_iters=8, val_interval=2, ckpt_interval=3, lr=1e-4,
-                  **train_data(num_workers, persistent, pipeline))
+    common = dict(
+        max_iters=8,
+        val_interval=2,
+        ckpt_interval=3,
+        lr=1e-4,
+        **train_data(num_workers, persistent, pipeline))
     straight = tiny_cfg(tmp_path / 'data', tmp_path / 'straight', **common)
     train_to_end(straight)
     ref = state_dict_of(tmp_path / 'straight' / 'iter_8.pth')
 
-    broken = tiny_cfg(tmp_path / 'data', tmp_path / 'broken',
-                      custom_hooks=[dict(type='InterruptAfterIter', stop=3)], **common)
+    broken = tiny_cfg(
+        tmp_path / 'data',
+        tmp_path / 'broken',
+        custom_hooks=[dict(type='InterruptAfterIter', stop=3)],
+        **common)
     with pytest.raises(Interrupted):
         train_to_end(broken)
-    assert sorted(p for p in os.listdir(tmp_path / 'broken') if p.endswith('.pth')) == [
-        'iter_3.pth']
+    assert sorted(p for p in os.listdir(tmp_path / 'broken')
+                  if p.endswith('.pth')) == ['iter_3.pth']
     resumed = tiny_cfg(tmp_path / 'data', tmp_path / 'broken', resume=True, **common)
     runner = train_to_end(resumed)
     assert runner.iter == 8
@@ -171,14 +184,25 @@ LOAD_ITERS, LOAD_BATCH = 10, 2
 def load_counting_cfg(tiny_cfg):
     """``load_counting_cfg(root, work_dir, log, **overrides)``: 10 iterations of batch 2
     (checkpoints every 2) on ``root/data``, each train sample loaded logged to ``log``."""
+
     def make(root, work_dir, log, **overrides):
-        pipeline = [dict(type='LoadImageFromFile'), dict(type='RecordLoads', log=str(log)),
-                    dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
+        pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='RecordLoads', log=str(log)),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs')
+        ]
         data = overrides.pop('train_dataloader', {})
         data.setdefault('dataset', {}).setdefault('dataset', {})['pipeline'] = pipeline
-        return tiny_cfg(root / 'data', work_dir, max_iters=LOAD_ITERS, ckpt_interval=2,
-                        val_interval=100, lr=1e-5,
-                        train_dataloader=dict(batch_size=LOAD_BATCH, **data), **overrides)
+        return tiny_cfg(
+            root / 'data',
+            work_dir,
+            max_iters=LOAD_ITERS,
+            ckpt_interval=2,
+            val_interval=100,
+            lr=1e-5,
+            train_dataloader=dict(batch_size=LOAD_BATCH, **data),
+            **overrides)
 
     return make
 
@@ -206,6 +230,7 @@ def resume_counting_loads(load_counting_cfg, train_to_end):
     """``resume_counting_loads(straight, tmp_path, k, **overrides)``: resume the straight
     run's iter_k.pth in a new work dir: the samples it loaded, and the fetch number the loop
     reached (None for mmengine's loop, which does not count them)."""
+
     def run(straight, tmp_path, k, **overrides):
         log = tmp_path / f'loads_resumed_at_{k}.txt'
         work_dir = tmp_path / f'resumed_at_{k}'
@@ -243,8 +268,8 @@ def test_resume_with_workers_loads_at_most_the_prefetch_more(tmp_path, straight,
     workers = dict(num_workers=2, prefetch_factor=1, persistent_workers=persistent)
     slack = 2 * workers['num_workers'] * workers['prefetch_factor'] * LOAD_BATCH
     for k in (2, 8):
-        loads, fetches = resume_counting_loads(straight, tmp_path, k,
-                                               train_dataloader=dict(workers))
+        loads, fetches = resume_counting_loads(
+            straight, tmp_path, k, train_dataloader=dict(workers))
         extra = list(loads)
         for name in straight.loads[k * LOAD_BATCH:]:  # every sample trained on was loaded
             assert name in extra, (k, name, loads)
@@ -261,8 +286,7 @@ def test_replay_fallback(tmp_path, straight, monkeypatch, how, resume_counting_l
     8 iterations trained on; the data trained on and the fetch numbers are the same."""
     import fcn_plugin.runtime.exact_resume as exact_resume
     messages = []
-    monkeypatch.setattr(exact_resume, 'print_log',
-                        lambda msg, *a, **k: messages.append(msg))
+    monkeypatch.setattr(exact_resume, 'print_log', lambda msg, *a, **k: messages.append(msg))
     if how == 'mmengine-loop':
         overrides = dict(train_cfg=dict(type='IterBasedTrainLoop'))
     else:
@@ -305,15 +329,24 @@ def kill_during_second_save(tiny_cfg, repo_root):
     ``tmp_path/data`` in a subprocess (checkpoints every 2 iterations, max_keep_ckpts=1; without
     AtomicCheckpointHook: mmengine's CheckpointHook if ``plain``) that dies while writing its
     second checkpoint."""
+
     def run(tmp_path, work, plain=False):
-        cfg = tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2, val_interval=100,
-                       default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+        cfg = tiny_cfg(
+            tmp_path / 'data',
+            work,
+            max_iters=6,
+            ckpt_interval=2,
+            val_interval=100,
+            default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
         if plain:
             cfg.default_hooks.checkpoint.type = 'CheckpointHook'
         config = tmp_path / f'{osp.basename(work)}_config.py'
         cfg.dump(str(config))
-        result = subprocess.run([sys.executable, '-c', KILL_DURING_SAVE, str(config)],
-                                capture_output=True, text=True, cwd=repo_root,
+        result = subprocess.run([sys.executable, '-c', KILL_DURING_SAVE,
+                                 str(config)],
+                                capture_output=True,
+                                text=True,
+                                cwd=repo_root,
                                 env=dict(os.environ, OMP_NUM_THREADS='1'))
         assert result.returncode == 9, result.stderr[-3000:]
 
@@ -342,8 +375,14 @@ def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path, make_voc, tiny_c
     with open(work / 'last_checkpoint') as f:
         assert f.read().strip().endswith('iter_2.pth')
 
-    cfg = tiny_cfg(tmp_path / 'data', work, max_iters=6, ckpt_interval=2, val_interval=100,
-                   resume=True, default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+    cfg = tiny_cfg(
+        tmp_path / 'data',
+        work,
+        max_iters=6,
+        ckpt_interval=2,
+        val_interval=100,
+        resume=True,
+        default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
     runner = train_to_end(cfg)
     assert runner.iter == 6
     assert not any('.tmp-' in n for n in os.listdir(work))  # cleaned up on the next start

@@ -31,8 +31,12 @@ def stage_init(tmp_path):
 def settle(work_dir, resume=True, load_from=None, training=True):
     """(resume, load_from) after LoadPolicyHook.before_run on a runner of ``work_dir``."""
     runner = SimpleNamespace(
-        work_dir=str(work_dir), log_dir=str(work_dir / 'this_run'), hooks=[],
-        model=torch.nn.Linear(1, 1), _resume=resume, _load_from=load_from,
+        work_dir=str(work_dir),
+        log_dir=str(work_dir / 'this_run'),
+        hooks=[],
+        model=torch.nn.Linear(1, 1),
+        _resume=resume,
+        _load_from=load_from,
         _train_loop=mock.Mock(spec=BaseLoop) if training else dict())
     LoadPolicyHook().before_run(runner)
     return runner._resume, runner._load_from
@@ -48,8 +52,8 @@ def test_resume_without_checkpoints_starts_the_stage_from_load_from(tmp_path, st
     assert settle(tmp_path, load_from=stage_init) == (False, stage_init)
 
 
-@pytest.mark.parametrize('resume,training', [(False, True), (True, False)],
-                         ids=['no-resume', 'testing'])
+@pytest.mark.parametrize(
+    'resume,training', [(False, True), (True, False)], ids=['no-resume', 'testing'])
 def test_load_from_kept_without_resume_or_when_testing(tmp_path, stage_init, resume, training):
     (tmp_path / 'last_checkpoint').write_text('x')
     assert settle(tmp_path, resume, stage_init, training) == (resume, stage_init)
@@ -141,10 +145,18 @@ def test_runner_from_cfg_resumes_the_work_dir_not_load_from(tmp_path, make_voc, 
     load_from (iteration 4) both times."""
     make_voc(tmp_path / 'data', n_train=2, n_val=1)
     previous = tmp_path / 'previous'
-    build_runner(tiny_cfg(tmp_path / 'data', previous, max_iters=4, ckpt_interval=2,
-                          val_interval=100, lr=1e-5)).train()
-    stage = dict(max_iters=6, ckpt_interval=100, val_interval=100, lr=1e-5, resume=True,
-                 load_from=str(previous / 'iter_4.pth'), custom_hooks=[dict(type='_RecordStart')])
+    build_runner(
+        tiny_cfg(
+            tmp_path / 'data', previous, max_iters=4, ckpt_interval=2, val_interval=100,
+            lr=1e-5)).train()
+    stage = dict(
+        max_iters=6,
+        ckpt_interval=100,
+        val_interval=100,
+        lr=1e-5,
+        resume=True,
+        load_from=str(previous / 'iter_4.pth'),
+        custom_hooks=[dict(type='_RecordStart')])
     interrupted = tmp_path / 'interrupted'
     interrupted.mkdir()
     shutil.copy(previous / 'iter_2.pth', interrupted)  # no last_checkpoint: repaired too
@@ -155,9 +167,11 @@ def test_runner_from_cfg_resumes_the_work_dir_not_load_from(tmp_path, make_voc, 
     key = 'backbone.conv1_1.weight'
     (start_it, start_w), (fresh_it, fresh_w) = _RecordStart.starts
     assert start_it == 2 and torch.equal(
-        start_w, torch.load(previous / 'iter_2.pth', weights_only=True)['state_dict'][key])
+        start_w,
+        torch.load(previous / 'iter_2.pth', weights_only=True)['state_dict'][key])
     assert fresh_it == 0 and torch.equal(
-        fresh_w, torch.load(previous / 'iter_4.pth', weights_only=True)['state_dict'][key])
+        fresh_w,
+        torch.load(previous / 'iter_4.pth', weights_only=True)['state_dict'][key])
 
 
 @pytest.mark.usefixtures('one_thread')
@@ -177,9 +191,13 @@ def test_resume_finds_checkpoints_where_the_hook_writes_them(tmp_path, make_voc,
     written = {n: (folder / n).stat().st_mtime_ns for n in os.listdir(folder)}
     os.remove(work / 'last_checkpoint')
     _RecordStart.starts.clear()
-    runner = build_runner(tiny_cfg(tmp_path / 'data', work, resume=True,
-                                   custom_hooks=[dict(type='_RecordStart')],
-                                   **dict(common, max_iters=6)))
+    runner = build_runner(
+        tiny_cfg(
+            tmp_path / 'data',
+            work,
+            resume=True,
+            custom_hooks=[dict(type='_RecordStart')],
+            **dict(common, max_iters=6)))
     runner.train()
     assert [it for it, _ in _RecordStart.starts] == [4]
     assert all((folder / n).stat().st_mtime_ns == t for n, t in written.items())
@@ -193,8 +211,8 @@ def test_resume_finds_checkpoints_where_the_hook_writes_them(tmp_path, make_voc,
     runner = build_runner(tiny_cfg(tmp_path / 'data', work, resume=True, **common))
     runner.train()
     assert runner.iter == 4 and os.path.isfile(folder / 'ckpt_4.pth')
-    assert any(f'found no checkpoint (ckpt_N.pth) in {folder}' in m and
-               'earlier run(s)' in m for m in messages), messages
+    assert any(f'found no checkpoint (ckpt_N.pth) in {folder}' in m and 'earlier run(s)' in m
+               for m in messages), messages
 
 
 def test_saved_lr_is_read_without_running_the_text():
@@ -206,11 +224,14 @@ def test_saved_lr_is_read_without_running_the_text():
 
 
 def test_scale_saved_lr_keeps_multipliers_and_schedule():
-    ckpt = dict(optimizer=dict(state={}, param_groups=[dict(lr=0.5, initial_lr=1.0),
-                                                        dict(lr=1.0, initial_lr=2.0)]),
-                param_schedulers=[dict(param_name='lr', base_values=[1.0, 2.0],
-                                       _last_value=[0.5, 1.0]),
-                                  dict(param_name='momentum', base_values=[0.9])])
+    ckpt = dict(
+        optimizer=dict(
+            state={}, param_groups=[dict(lr=0.5, initial_lr=1.0),
+                                    dict(lr=1.0, initial_lr=2.0)]),
+        param_schedulers=[
+            dict(param_name='lr', base_values=[1.0, 2.0], _last_value=[0.5, 1.0]),
+            dict(param_name='momentum', base_values=[0.9])
+        ])
     assert scale_saved_lr(ckpt, 0.1) == 2
     assert [g[k] for g in ckpt['optimizer']['param_groups'] for k in ('lr', 'initial_lr')] == \
         pytest.approx([0.05, 0.1, 0.1, 0.2])
@@ -219,8 +240,9 @@ def test_scale_saved_lr_keeps_multipliers_and_schedule():
     assert ckpt['param_schedulers'][1]['base_values'] == [0.9]
     # an unchanged lr leaves a resumed checkpoint alone
     runner = SimpleNamespace(cfg=Config(dict(optim_wrapper=dict(optimizer=dict(lr=1e-3)))))
-    same = dict(meta=dict(cfg='optim_wrapper = dict(optimizer=dict(lr=0.001))'),
-                optimizer=dict(param_groups=[dict(lr=7.0)]))
+    same = dict(
+        meta=dict(cfg='optim_wrapper = dict(optimizer=dict(lr=0.001))'),
+        optimizer=dict(param_groups=[dict(lr=7.0)]))
     hook = LoadPolicyHook()
     hook.source, hook.resuming = 'iter_4.pth', True
     hook.after_load_checkpoint(runner, same)

@@ -12,8 +12,8 @@ from mmengine.runner import save_checkpoint
 
 from fcn_plugin.utils.checkpoint_fit import CheckpointFitError
 
-SIXTEEN = dict(backbone=dict(out_indices=(3, 5)),
-               decode_head=dict(in_channels=(32, 16), in_index=(0, 1)))
+SIXTEEN = dict(
+    backbone=dict(out_indices=(3, 5)), decode_head=dict(in_channels=(32, 16), in_index=(0, 1)))
 
 
 @pytest.fixture
@@ -35,15 +35,20 @@ def test_staged_load_from_and_a_missing_trunk_layer(tmp_path, data, tiny_cfg, bu
                                                     one_thread):
     fcn16s = model_state(tiny_cfg(data, tmp_path / 'w16', model=SIXTEEN))
     save_checkpoint({'state_dict': fcn16s}, str(tmp_path / 'fcn16s.pth'))
-    runner = build_runner(tiny_cfg(data, tmp_path / 'w8', max_iters=1, val_interval=10,
-                                   load_from=str(tmp_path / 'fcn16s.pth')))
+    runner = build_runner(
+        tiny_cfg(
+            data,
+            tmp_path / 'w8',
+            max_iters=1,
+            val_interval=10,
+            load_from=str(tmp_path / 'fcn16s.pth')))
     runner.train()  # the 8s stage adds fusions.1 (score_pool3): allowed to be missing
     assert runner.model.checkpoint_fit == 'strict'  # restored after the load
 
     del fcn16s['backbone.conv2_1.weight']
     save_checkpoint({'state_dict': fcn16s}, str(tmp_path / 'broken.pth'))
-    runner = build_runner(tiny_cfg(data, tmp_path / 'w8b', max_iters=1,
-                                   load_from=str(tmp_path / 'broken.pth')))
+    runner = build_runner(
+        tiny_cfg(data, tmp_path / 'w8b', max_iters=1, load_from=str(tmp_path / 'broken.pth')))
     with pytest.raises(CheckpointFitError, match=r"1 missing keys \(backbone.conv2_1.weight\)"):
         runner.train()
     assert runner.iter == 0
@@ -55,9 +60,10 @@ def test_test_and_resume_need_every_weight(tmp_path, data, tiny_cfg, build_runne
     wrong = tmp_path / 'wrong_shape.pth'
     save_checkpoint({'state_dict': state, 'meta': dict(epoch=0, iter=3)}, str(wrong))
     runner = build_runner(tiny_cfg(data, tmp_path / 'test', load_from=str(wrong)))
-    with pytest.raises(CheckpointFitError,
-                       match=r'1 size mismatches \(decode_head.conv_seg.weight: checkpoint '
-                             r'\[2, 16, 1, 1\], model \[21, 16, 1, 1\]\)'):
+    with pytest.raises(
+            CheckpointFitError,
+            match=r'1 size mismatches \(decode_head.conv_seg.weight: checkpoint '
+            r'\[2, 16, 1, 1\], model \[21, 16, 1, 1\]\)'):
         runner.test()
 
     (tmp_path / 'resume').mkdir()
@@ -79,13 +85,24 @@ def test_tools_test_refuses_unrelated_keys(tmp_path, data, tiny_cfg, repo_root):
     """tools/test.py on a checkpoint of another network: exit 1, the file and keys named (before
     this, not one weight was loaded and the metrics were printed)."""
     path = tmp_path / 'other.pth'
-    torch.save({'state_dict': {'features.0.weight': torch.zeros(4, 3, 3, 3),
-                               'classifier.6.bias': torch.zeros(10)}}, path)
+    torch.save(
+        {
+            'state_dict': {
+                'features.0.weight': torch.zeros(4, 3, 3, 3),
+                'classifier.6.bias': torch.zeros(10)
+            }
+        }, path)
     config = tmp_path / 'tiny.py'
     tiny_cfg(data, tmp_path / 'work').dump(str(config))
     result = subprocess.run(
-        [sys.executable, osp.join(repo_root, 'tools', 'test.py'), str(config), str(path)],
-        capture_output=True, text=True, cwd=repo_root, env=dict(os.environ, OMP_NUM_THREADS='1'))
+        [sys.executable,
+         osp.join(repo_root, 'tools', 'test.py'),
+         str(config),
+         str(path)],
+        capture_output=True,
+        text=True,
+        cwd=repo_root,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert result.returncode != 0
     assert f'CheckpointFitError: checkpoint {path} does not fit' in result.stderr, \
         result.stderr[-3000:]

@@ -3,8 +3,8 @@ import pytest
 import torch.nn as nn
 
 import fcn_plugin  # noqa: F401
-from fcn_plugin.utils.config_vars import ConfigError
 from fcn_plugin.runtime.preflight import check_channels
+from fcn_plugin.utils.config_vars import ConfigError
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -19,6 +19,7 @@ def data(tmp_path, make_voc):
 def fails_before_training(build_runner):
     """``fails_before_training(cfg, match, test=False)``: training (or testing) ``cfg`` raises a
     ConfigError matching ``match`` before the first iteration; returns its message."""
+
     def run(cfg, match, test=False):
         runner = build_runner(cfg)
         with pytest.raises(ConfigError, match=match) as info:
@@ -39,8 +40,10 @@ def test_num_classes_not_matching_the_dataset(data, tmp_path, tiny_cfg, fails_be
 
 def test_missing_pretrained_file(data, tmp_path, tiny_cfg, fails_before_training):
     missing = str(tmp_path / 'vgg16_caffe.pth')
-    cfg = tiny_cfg(data, tmp_path / 'work', model=dict(
-        backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=missing))))
+    cfg = tiny_cfg(
+        data,
+        tmp_path / 'work',
+        model=dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=missing))))
     message = fails_before_training(cfg, r'model\.backbone\.init_cfg\.checkpoint = ')
     assert missing in message and 'vgg2mmseg.py' in message
 
@@ -52,8 +55,8 @@ def test_missing_load_from(data, tmp_path, tiny_cfg, fails_before_training):
 
 def test_head_channels_not_matching_the_backbone(data, tmp_path, tiny_cfg, fails_before_training):
     # the tiny VGG gives pool3/pool4/fc7 16/32/16 channels; 4096 is VGG16's fc7
-    cfg = tiny_cfg(data, tmp_path / 'work', model=dict(
-        decode_head=dict(in_channels=(16, 32, 4096))))
+    cfg = tiny_cfg(
+        data, tmp_path / 'work', model=dict(decode_head=dict(in_channels=(16, 32, 4096))))
     message = fails_before_training(cfg, r'model\.decode_head\.in_channels = \[16, 32, 4096\]')
     assert 'Set model.decode_head.in_channels = (16, 32, 16)' in message
 
@@ -67,7 +70,9 @@ def test_head_selecting_an_output_the_backbone_lacks(data, tmp_path, tiny_cfg,
 
 def test_channels_found_by_a_forward_pass_without_out_channels():
     """A backbone without ``out_channels`` (mmseg's ResNet, say): one tiny forward pass."""
+
     class Backbone(nn.Module):
+
         def __init__(self):
             super().__init__()
             self.a = nn.Conv2d(3, 8, 3, stride=2)

@@ -5,11 +5,11 @@ import time
 import pytest
 import torch
 from mmengine.dataset import InfiniteSampler
+from mmseg.registry import DATA_SAMPLERS
 from torch.utils.data import DataLoader
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.runtime import ResumableInfiniteSampler
-from mmseg.registry import DATA_SAMPLERS
 
 
 class Unloadable:
@@ -50,8 +50,8 @@ CASES = [  # size, shuffle, seed, rank, world_size
 @pytest.mark.parametrize('size,shuffle,seed,rank,world_size', CASES)
 def test_same_sequence_as_infinite_sampler(monkeypatch, size, shuffle, seed, rank, world_size):
     expected = reference(monkeypatch, size, shuffle, seed, rank, world_size, 60)
-    sampler = ResumableInfiniteSampler(Unloadable(size), shuffle=shuffle, seed=seed, rank=rank,
-                                       world_size=world_size)
+    sampler = ResumableInfiniteSampler(
+        Unloadable(size), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     assert take(sampler, 60) == expected
     # rank and world size from get_dist_info, as InfiniteSampler takes them
     monkeypatch.setattr('mmengine.dataset.sampler.get_dist_info', lambda: (rank, world_size))
@@ -65,8 +65,8 @@ def test_set_start(monkeypatch, size, shuffle, seed, rank, world_size):
     """set_start(k): the sequence of an unbroken sampler after its first k indices, for starts
     inside the first pass, on a pass boundary and several passes on."""
     expected = reference(monkeypatch, size, shuffle, seed, rank, world_size, 120)
-    sampler = ResumableInfiniteSampler(Unloadable(size), shuffle=shuffle, seed=seed, rank=rank,
-                                       world_size=world_size)
+    sampler = ResumableInfiniteSampler(
+        Unloadable(size), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     take(sampler, 3)  # an iteration already under way is replaced
     for start in (0, 1, 2, 3, size - 1, size, size + 1, 2 * size, 37, 80):
         sampler.set_start(start)
@@ -113,15 +113,17 @@ def test_start_far_on_is_cheap_and_loads_nothing():
 def test_in_a_dataloader_batches_start_at_the_iteration():
     """Through a DataLoader (batch 3, 2 workers), started at k * 3: the batches of an unbroken
     loader from its k-th on."""
+
     class Indices:
+
         def __len__(self):
             return 11
 
         def __getitem__(self, idx):
             return idx
 
-    unbroken = DataLoader(Indices(), batch_size=3,
-                          sampler=ResumableInfiniteSampler(Indices(), seed=2))
+    unbroken = DataLoader(
+        Indices(), batch_size=3, sampler=ResumableInfiniteSampler(Indices(), seed=2))
     expected = [b.tolist() for b in itertools.islice(iter(unbroken), 12)]
     sampler = ResumableInfiniteSampler(Indices(), seed=2)
     sampler.set_start(5 * 3)

@@ -34,8 +34,10 @@ def user_runner(tmp_path, toy_binary_child):
 
 def test_own_custom_hooks_keep_the_runtime(user_runner):
     types = {type(h).__name__ for h in user_runner().hooks}
-    assert {'EmptyCacheHook', 'LoadPolicyHook', 'PreflightHook', 'DivergenceHook',
-            'AtomicCheckpointHook', 'ConfusionMatrixHook'} <= types, types
+    assert {
+        'EmptyCacheHook', 'LoadPolicyHook', 'PreflightHook', 'DivergenceHook',
+        'AtomicCheckpointHook', 'ConfusionMatrixHook'
+    } <= types, types
 
 
 def test_a_diverging_run_stops_with_only_finite_checkpoints(tmp_path, user_runner):
@@ -46,8 +48,9 @@ def test_a_diverging_run_stops_with_only_finite_checkpoints(tmp_path, user_runne
     assert runner.iter < 6
     for name in saved:
         ckpt = torch.load(tmp_path / 'work' / name, weights_only=True)
-        assert all(torch.isfinite(v).all() for v in ckpt['state_dict'].values()
-                   if v.is_floating_point()), name
+        assert all(
+            torch.isfinite(v).all() for v in ckpt['state_dict'].values()
+            if v.is_floating_point()), name
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused(tmp_path, user_runner):
@@ -57,8 +60,10 @@ def test_a_checkpoint_that_does_not_fit_is_refused(tmp_path, user_runner):
     wrong = str(tmp_path / 'other.pth')
     torch.save({'state_dict': state, 'meta': {}}, wrong)
     runner = user_runner(load_from=wrong)
-    with pytest.raises(CheckpointFitError, match=f'checkpoint {wrong} does not fit.*'
-                       'decode_head.conv_seg.weight'):
+    with pytest.raises(
+            CheckpointFitError,
+            match=f'checkpoint {wrong} does not fit.*'
+            'decode_head.conv_seg.weight'):
         runner.test()
 
 
@@ -77,16 +82,20 @@ def test_hooks_listed_by_earlier_versions_still_build(user_runner, monkeypatch):
     import fcn_plugin.runtime.hook_names as replaced
     said = []
     monkeypatch.setattr(replaced, 'print_log', lambda msg, *a, **k: said.append(msg))
-    old = [dict(type=t) for t in ('ResumeHook', 'ConfigCheckHook', 'CheckpointFitHook',
-                                  'DataCheckHook', 'DivergenceHook', 'LrOverrideHook',
-                                  'ExactResumeHook', 'ConfusionMatrixHook', 'EmptyCacheHook')]
+    old = [
+        dict(type=t) for t in ('ResumeHook', 'ConfigCheckHook', 'CheckpointFitHook',
+                               'DataCheckHook', 'DivergenceHook', 'LrOverrideHook',
+                               'ExactResumeHook', 'ConfusionMatrixHook', 'EmptyCacheHook')
+    ]
     runner = user_runner(custom_hooks=old)
     runner.train()
     assert runner.iter == 2 and len(said) == 6 and 'ResumeHook is no longer needed' in said[0]
     guards = [h for h in runner.hooks if type(h).__name__ == 'DivergenceHook']
     assert len(guards) == 2 and [g.active for g in guards] == [True, False]
-    runner = user_runner(custom_hooks=old[:1] + old[-1:],
-                         default_hooks=dict(load_policy=dict(type='DisabledHook')))
-    with pytest.raises(ValueError, match=r"ResumeHook was replaced by default_hooks\.load_policy "
-                       r"\(LoadPolicyHook\).*default_hooks=dict\(load_policy="):
+    runner = user_runner(
+        custom_hooks=old[:1] + old[-1:], default_hooks=dict(load_policy=dict(type='DisabledHook')))
+    with pytest.raises(
+            ValueError,
+            match=r"ResumeHook was replaced by default_hooks\.load_policy "
+            r"\(LoadPolicyHook\).*default_hooks=dict\(load_policy="):
         runner.train()

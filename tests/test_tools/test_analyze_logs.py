@@ -4,8 +4,6 @@ import os
 import os.path as osp
 
 
-
-
 def write_run(work_dir, timestamp, lines):
     path = osp.join(work_dir, timestamp, 'vis_data')
     os.makedirs(path)
@@ -19,10 +17,13 @@ def test_loss_and_miou_over_iterations(tmp_path, load_tool):
     work = str(tmp_path / 'work')
     # first run: iters 1-4, validation at 2 (logged by iteration) and 4 (logged by epoch: 1)
     write_run(work, '20240101_000000', [
-        dict(lr=0.01, loss=3.0, iter=1, step=1), dict(lr=0.01, loss=2.5, iter=2, step=2),
+        dict(lr=0.01, loss=3.0, iter=1, step=1),
+        dict(lr=0.01, loss=2.5, iter=2, step=2),
         dict(aAcc=50.0, mIoU=10.0, mAcc=20.0, step=2),
-        dict(loss=2.0, iter=3, step=3), dict(loss=1.5, iter=4, step=4),
-        dict(aAcc=60.0, mIoU=20.0, mAcc=30.0, step=1)])
+        dict(loss=2.0, iter=3, step=3),
+        dict(loss=1.5, iter=4, step=4),
+        dict(aAcc=60.0, mIoU=20.0, mAcc=30.0, step=1)
+    ])
     # resumed run continues at iter 5; a garbled line is skipped with a warning
     write_run(work, '20240101_010000', [dict(loss=1.0, iter=5, step=5)])
     with open(osp.join(work, '20240101_010000', 'vis_data', 'scalars.json'), 'a') as f:

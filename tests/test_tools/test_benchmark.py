@@ -22,8 +22,10 @@ def test_benchmark_compare_plain_and_train(tmp_path, load_tool):
     tool = load_tool('benchmark')
     out = str(tmp_path / 'bench.json')
     start = time.perf_counter()
-    res = tool.main([CONFIG, '--shape', '37', '45', '--device', 'cpu', '--repeat', '3',
-                     '--warmup', '1', '--compare-plain', '--train', '--json', out])
+    res = tool.main([
+        CONFIG, '--shape', '37', '45', '--device', 'cpu', '--repeat', '3', '--warmup', '1',
+        '--compare-plain', '--train', '--json', out
+    ])
     wall = time.perf_counter() - start
     assert [r['batch_size'] for r in res['runs']] == [1]
     inf, train = res['runs'][0]['inference'], res['runs'][0]['train']
@@ -47,8 +49,8 @@ def test_benchmark_compare_plain_and_train(tmp_path, load_tool):
     assert inf['check']['max_abs_logit_diff'] <= 1e-4 * inf['check']['max_abs_logit'] + 1e-6
     assert inf['check']['argmax_agreement'] > 0.99
     # the ratio of the two measured medians, and the median of the paired (ABBA) ratios
-    assert inf['ratio_mmseg_over_plain'] == pytest.approx(
-        inf['mmseg']['median_s'] / inf['plain']['median_s'])
+    assert inf['ratio_mmseg_over_plain'] == pytest.approx(inf['mmseg']['median_s'] /
+                                                          inf['plain']['median_s'])
     pairs = [a / b for a, b in zip(inf['mmseg']['times_s'], inf['plain']['times_s'])]
     assert inf['ratio_paired_median'] == pytest.approx(statistics.median(pairs))
     assert min(pairs) <= inf['ratio_paired_median'] <= max(pairs)
@@ -67,31 +69,36 @@ def test_benchmark_batch_sweep_in_bf16_channels_last(load_tool):
     """Reduced precision on the CPU: the options reach the model and the plain module, and the
     bf16 logits stay close to each other (both in bf16) with the batch recorded per run."""
     tool = load_tool('benchmark')
-    res = tool.main([CONFIG, '--shape', '33', '29', '--device', 'cpu', '--repeat', '1',
-                     '--warmup', '1', '--compare-plain', '--batch-size', '1', '2',
-                     '--precision', 'bf16', '--channels-last'])
+    res = tool.main([
+        CONFIG, '--shape', '33', '29', '--device', 'cpu', '--repeat', '1', '--warmup', '1',
+        '--compare-plain', '--batch-size', '1', '2', '--precision', 'bf16', '--channels-last'
+    ])
     assert res['precision'] == 'bf16' and res['channels_last'] is True
     assert [r['batch_size'] for r in res['runs']] == [1, 2]
     for run in res['runs']:
         inf = run['inference']
-        assert inf['mmseg']['images_per_s'] == pytest.approx(
-            run['batch_size'] / inf['mmseg']['median_s'])
+        assert inf['mmseg']['images_per_s'] == pytest.approx(run['batch_size'] /
+                                                             inf['mmseg']['median_s'])
         assert inf['check']['max_abs_logit_diff'] <= 0.05 * inf['check']['max_abs_logit']
 
 
 def test_benchmark_amp_train_needs_a_gpu(load_tool):
     tool = load_tool('benchmark')
     with pytest.raises(SystemExit, match='AmpOptimWrapper, which needs a GPU'):
-        tool.main([CONFIG, '--shape', '33', '29', '--device', 'cpu', '--repeat', '1',
-                   '--train', '--precision', 'fp16'])
+        tool.main([
+            CONFIG, '--shape', '33', '29', '--device', 'cpu', '--repeat', '1', '--train',
+            '--precision', 'fp16'
+        ])
 
 
 def test_compare_plain_follows_the_config_geometry(load_tool):
     """The tiny demo config (conv1_1 padded by 16, 3x3 fc6): the plain module takes its padding,
     kernel and derived crops, and computes the same logits."""
     tool = load_tool('benchmark')
-    res = tool.main([osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py'), '--shape', '64',
-                     '80', '--device', 'cpu', '--repeat', '1', '--compare-plain'])
+    res = tool.main([
+        osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py'), '--shape', '64', '80', '--device',
+        'cpu', '--repeat', '1', '--compare-plain'
+    ])
     check = res['runs'][0]['inference']['check']
     assert check['max_abs_logit'] > 0
     assert check['max_abs_logit_diff'] <= 1e-4 * check['max_abs_logit']

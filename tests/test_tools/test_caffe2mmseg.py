@@ -23,12 +23,23 @@ TOOL = osp.join(ROOT, 'tools', 'model_converters', 'caffe2mmseg.py')
 def caffe2mmseg(load_tool):
     return load_tool('model_converters/caffe2mmseg')
 
+
 # --------------------------------------------------------------------------------------------
 # A minimal protobuf writer (wire format by hand) for caffe.proto's NetParameter.
 # --------------------------------------------------------------------------------------------
-V1_TYPES = {'Convolution': 4, 'Deconvolution': 39, 'InnerProduct': 14, 'ReLU': 18,
-            'Pooling': 17, 'Dropout': 6, 'Eltwise': 25, 'Softmax': 20, 'SoftmaxWithLoss': 21,
-            'Data': 5, 'Power': 26}
+V1_TYPES = {
+    'Convolution': 4,
+    'Deconvolution': 39,
+    'InnerProduct': 14,
+    'ReLU': 18,
+    'Pooling': 17,
+    'Dropout': 6,
+    'Eltwise': 25,
+    'Softmax': 20,
+    'SoftmaxWithLoss': 21,
+    'Data': 5,
+    'Power': 26
+}
 
 
 def varint(n):
@@ -142,12 +153,17 @@ def fcn_caffemodel(plain, encoding='layer', data='packed', scale_blobs=True):
     layers = [lay('data', 'Python')]
     for s, n in enumerate((2, 2, 3, 3, 3), start=1):
         for i in range(1, n + 1):
-            layers += [lay(f'conv{s}_{i}', 'Convolution', blobs(f'conv{s}_{i}')),
-                       lay(f'relu{s}_{i}', 'ReLU')]
+            layers += [
+                lay(f'conv{s}_{i}', 'Convolution', blobs(f'conv{s}_{i}')),
+                lay(f'relu{s}_{i}', 'ReLU')
+            ]
         layers.append(lay(f'pool{s}', 'Pooling'))
     for fc in ('fc6', 'fc7'):
-        layers += [lay(fc, 'Convolution', blobs(fc)), lay(f'relu{fc[-1]}', 'ReLU'),
-                   lay(f'drop{fc[-1]}', 'Dropout')]
+        layers += [
+            lay(fc, 'Convolution', blobs(fc)),
+            lay(f'relu{fc[-1]}', 'ReLU'),
+            lay(f'drop{fc[-1]}', 'Dropout')
+        ]
     layers.append(lay('score_fr', 'Convolution', blobs('score_fr')))
     atonce = plain.variant == '8s-atonce'
     if plain.variant == '32s':
@@ -157,10 +173,15 @@ def fcn_caffemodel(plain, encoding='layer', data='packed', scale_blobs=True):
         for pool, scale, up in (('pool4', 0.01, 'upscore_pool4'), ('pool3', 1e-4, None)):
             if atonce:
                 c = state[f'score_{pool}.weight'].shape[1]
-                layers.append(lay(f'scale_{pool}', 'Scale', [blob(
-                    np.full(c, scale, np.float32), 'packed', legacy)] if scale_blobs else []))
-            layers += [lay(f'score_{pool}', 'Convolution', blobs(f'score_{pool}')),
-                       lay(f'score_{pool}c', 'Crop'), lay(f'fuse_{pool}', 'Eltwise')]
+                layers.append(
+                    lay(f'scale_{pool}', 'Scale',
+                        [blob(np.full(c, scale, np.float32), 'packed', legacy)]
+                        if scale_blobs else []))
+            layers += [
+                lay(f'score_{pool}', 'Convolution', blobs(f'score_{pool}')),
+                lay(f'score_{pool}c', 'Crop'),
+                lay(f'fuse_{pool}', 'Eltwise')
+            ]
             if plain.variant == '16s':
                 layers.append(lay('upscore16', 'Deconvolution', blobs('upscore16')))
                 break
@@ -189,6 +210,7 @@ def random_plain(variant, n_class=5, seed=0):
 def convert(caffe2mmseg):
     """``convert(tmp_path, content, *args, name='net.caffemodel')``: the tool on ``content``;
     the checkpoint it writes."""
+
     def run(tmp_path, content, *args, name='net.caffemodel'):
         src, dst = tmp_path / name, tmp_path / 'out.pth'
         src.write_bytes(content)
@@ -202,6 +224,7 @@ def convert(caffe2mmseg):
 def error_of(caffe2mmseg):
     """``error_of(tmp_path, content, *args, name='net.caffemodel')``: the tool's error message
     on ``content`` (it writes nothing)."""
+
     def run(tmp_path, content, *args, name='net.caffemodel'):
         src, dst = tmp_path / name, tmp_path / 'refused.pth'
         src.write_bytes(content)
@@ -257,8 +280,8 @@ def test_fcn_caffemodel_gives_plain_fcn_logits(tmp_path, capsys, variant, encodi
 def test_atonce_without_scale_blobs_and_explicit_variants(tmp_path, capsys, convert, error_of):
     plain = random_plain('8s-atonce')
     # Scale layers stored without blobs: still the at-once net (detected by name)
-    assert convert(tmp_path, fcn_caffemodel(plain, scale_blobs=False))['meta'][
-        'fcn_variant'] == '8s-atonce'
+    assert convert(tmp_path,
+                   fcn_caffemodel(plain, scale_blobs=False))['meta']['fcn_variant'] == '8s-atonce'
     content = fcn_caffemodel(plain)
     assert convert(tmp_path, content, '--variant', '8s-atonce')['meta']['fcn_variant'] == \
         '8s-atonce'
@@ -267,8 +290,8 @@ def test_atonce_without_scale_blobs_and_explicit_variants(tmp_path, capsys, conv
     plain_8s = random_plain('8s')
     content = fcn_caffemodel(plain_8s)
     assert convert(tmp_path, content)['meta']['fcn_variant'] == '8s'
-    assert convert(tmp_path, content, '--variant', '8s-atonce')['meta'][
-        'fcn_variant'] == '8s-atonce'
+    assert convert(tmp_path, content, '--variant',
+                   '8s-atonce')['meta']['fcn_variant'] == '8s-atonce'
     assert 'note: no scale_pool4/scale_pool3' in capsys.readouterr().out
     assert 'the net is FCN-8s' in error_of(tmp_path, content, '--variant', '16s')
     assert 'the net is an FCN' in error_of(tmp_path, content, '--variant', 'vgg16')
@@ -277,11 +300,12 @@ def test_atonce_without_scale_blobs_and_explicit_variants(tmp_path, capsys, conv
 def test_atonce_scale_other_than_the_config_is_refused(tmp_path, error_of):
     plain = random_plain('8s-atonce')
     content = fcn_caffemodel(plain).replace(  # pool3's 1e-4 blob -> 2e-4
-        np.full(16, 1e-4, np.float32).tobytes(), np.full(16, 2e-4, np.float32).tobytes())
+        np.full(16, 1e-4, np.float32).tobytes(),
+        np.full(16, 2e-4, np.float32).tobytes())
     message = error_of(tmp_path, content)
     assert "'scale_pool3' scales by [0.0002]" in message and '0.0001' in message
-    one_scale = fcn_caffemodel(plain).replace(layer('scale_pool3', 'Scale', [blob(
-        np.full(16, 1e-4, np.float32))]), b'')
+    one_scale = fcn_caffemodel(plain).replace(
+        layer('scale_pool3', 'Scale', [blob(np.full(16, 1e-4, np.float32))]), b'')
     assert "only ['scale_pool4'] of the at-once scale layers" in error_of(tmp_path, one_scale)
 
 
@@ -291,8 +315,8 @@ def torchvision_like_vgg16(width=4, fc=16, classes=10):
     for s, n in enumerate((2, 2, 3, 3, 3), start=1):
         c = width * min(2**(s - 1), 8)
         for i in range(1, n + 1):
-            layers[f'conv{s}_{i}'] = (torch.randn(c, c_in, 3, 3, generator=gen),
-                                      torch.randn(c, generator=gen))
+            layers[f'conv{s}_{i}'] = (torch.randn(c, c_in, 3, 3,
+                                                  generator=gen), torch.randn(c, generator=gen))
             c_in = c
     for name, (o, n) in (('fc6', (fc, c_in * 49)), ('fc7', (fc, fc)), ('fc8', (classes, fc))):
         layers[name] = (torch.randn(o, n, generator=gen), torch.randn(o, generator=gen))
@@ -310,17 +334,19 @@ def vgg_caffemodel(params, encoding, fc_as_conv=False):
             type_ = 'Convolution' if fc_as_conv else 'InnerProduct'
         else:
             type_ = 'Convolution'
-        layers.append(layer(name, type_, [blob(w, 'packed', legacy),
-                                           blob(b.numpy(), 'packed', legacy)], encoding))
+        layers.append(
+            layer(name, type_, [blob(w, 'packed', legacy),
+                                blob(b.numpy(), 'packed', legacy)], encoding))
         layers.append(layer(f'relu_{name}', 'ReLU', (), encoding))
     layers.append(layer('prob', 'Softmax', (), encoding))
     return net('VGG_ILSVRC_16_layers', layers, legacy_inputs=legacy)
 
 
-@pytest.mark.parametrize('encoding,fc_as_conv', [('layers', False), ('layer', True)],
-                         ids=['V1layers-InnerProduct', 'layer-convolutionalised'])
-def test_vgg16_classifier_gives_backbone_checkpoint(tmp_path, capsys, encoding, fc_as_conv,
-                                                    convert, narrow_model):
+@pytest.mark.parametrize(
+    'encoding,fc_as_conv', [('layers', False), ('layer', True)],
+    ids=['V1layers-InnerProduct', 'layer-convolutionalised'])
+def test_vgg16_classifier_gives_backbone_checkpoint(tmp_path, capsys, encoding, fc_as_conv, convert,
+                                                    narrow_model):
     params = torchvision_like_vgg16()
     checkpoint = convert(tmp_path, vgg_caffemodel(params, encoding, fc_as_conv), '--variant',
                          'vgg16')
@@ -347,7 +373,8 @@ def test_truncated_caffemodel_is_one_clear_error(tmp_path, error_of):
     # and from the command line: one line on stderr, no traceback, nothing written
     src, dst = tmp_path / 'fcn16s.caffemodel', tmp_path / 'out.pth'
     src.write_bytes(content[:len(content) // 2])
-    proc = subprocess.run([sys.executable, TOOL, str(src), str(dst)], capture_output=True,
+    proc = subprocess.run([sys.executable, TOOL, str(src), str(dst)],
+                          capture_output=True,
                           text=True)
     assert proc.returncode == 1
     assert 'Traceback' not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -359,8 +386,10 @@ def test_command_line_voc_fcn8s_atonce(tmp_path, narrow_model):
     plain = random_plain('8s-atonce', n_class=21)
     src, dst = tmp_path / 'fcn8s-atonce-pascal.caffemodel', tmp_path / 'fcn8s-atonce.pth'
     src.write_bytes(fcn_caffemodel(plain, 'layers', 'unpacked'))
-    proc = subprocess.run([sys.executable, TOOL, str(src), str(dst)], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run([sys.executable, TOOL, str(src), str(dst)],
+                          capture_output=True,
+                          text=True,
+                          check=True)
     assert "net 'voc-fcn8s-atonce' ('layers' encoding)" in proc.stdout
     assert 'FCN-8s-atonce: wrote 39 tensors' in proc.stdout
     checkpoint = torch.load(dst, map_location='cpu', weights_only=True)
@@ -381,8 +410,9 @@ def test_other_files_are_refused(tmp_path, error_of, caffe2mmseg):
 def test_other_nets_are_refused(tmp_path, error_of):
     w = blob(np.zeros((4, 3, 3, 3), np.float32))
     b = blob(np.zeros(4, np.float32))
-    lenet = net('LeNet', [layer('conv1', 'Convolution', [w, b]), layer('ip1', 'InnerProduct',
-                                                                      [w, b])])
+    lenet = net('LeNet',
+                [layer('conv1', 'Convolution', [w, b]),
+                 layer('ip1', 'InnerProduct', [w, b])])
     assert "nor VGG16 have: ['conv1', 'ip1']" in error_of(tmp_path, lenet)
     trunk_only = net('x', [layer('conv1_1', 'Convolution', [w, b])])
     assert "neither an FCN" in error_of(tmp_path, trunk_only)
@@ -405,22 +435,34 @@ def test_reader_fields_and_shapes():
     # int64 dims, several shape/data chunks merged as protobuf does, legacy layers' V0 wrapper
     msg = net('n', [
         layer('a', 'Convolution', [blob(data), blob(data, 'unpacked-double')]),
-        f_bytes(2, f_bytes(1, f_bytes(1, 'v0') + f_bytes(2, 'conv') + f_bytes(50, blob(data)))),
-        f_bytes(100, f_bytes(1, 'b') + f_bytes(7, f_bytes(7, f_varint(1, 2)) + f_bytes(
-            7, f_varint(1, 3)) + f_bytes(5, data[0].tobytes()) + repeated_unpacked(
-                5, data[1], '<f4') + f_bytes(5, b''))),
+        f_bytes(2, f_bytes(1,
+                           f_bytes(1, 'v0') + f_bytes(2, 'conv') + f_bytes(50, blob(data)))),
+        f_bytes(
+            100,
+            f_bytes(1, 'b') + f_bytes(
+                7,
+                f_bytes(7, f_varint(1, 2)) + f_bytes(7, f_varint(1, 3)) +
+                f_bytes(5, data[0].tobytes()) + repeated_unpacked(5, data[1], '<f4') +
+                f_bytes(5, b''))),
     ])
     parsed = parse_net(msg)
     assert parsed.name == 'n' and parsed.format == 'layer+layers'
     a, v0, b = parsed.layers
-    assert (a.name, a.type, v0.name, v0.type, b.name, b.type) == (
-        'a', 'Convolution', 'v0', 'Convolution', 'b', '')
+    assert (a.name, a.type, v0.name, v0.type, b.name, b.type) == ('a', 'Convolution', 'v0',
+                                                                  'Convolution', 'b', '')
     assert a.blobs[0].dtype == np.float32 and a.blobs[1].dtype == np.float64
     for array in (a.blobs[0], a.blobs[1], v0.blobs[0], b.blobs[0]):
         np.testing.assert_array_equal(array, data)
-    with pytest.raises(CaffeModelError, match=r"layer 'c', blob 0: a blob of shape \(4,\) "
-                                              'has 6 values'):
-        parse_net(net('n', [f_bytes(100, f_bytes(1, 'c') + f_bytes(7, f_bytes(
-            7, f_varint(1, 4)) + f_bytes(5, data.tobytes())))]))
+    with pytest.raises(
+            CaffeModelError, match=r"layer 'c', blob 0: a blob of shape \(4,\) "
+            'has 6 values'):
+        parse_net(
+            net('n', [
+                f_bytes(
+                    100,
+                    f_bytes(1, 'c') +
+                    f_bytes(7,
+                            f_bytes(7, f_varint(1, 4)) + f_bytes(5, data.tobytes())))
+            ]))
     with pytest.raises(CaffeModelError, match='wire type 3'):
         parse_net(net('n', [layer('a', 'ReLU')]) + key(5, 3))

@@ -15,8 +15,10 @@ TOOLS = osp.join(ROOT, 'tools', 'model_converters')
 
 
 def run_tool(name, *args):
-    subprocess.run([sys.executable, osp.join(TOOLS, name), *map(str, args)], check=True,
-                   capture_output=True, text=True)
+    subprocess.run([sys.executable, osp.join(TOOLS, name), *map(str, args)],
+                   check=True,
+                   capture_output=True,
+                   text=True)
 
 
 def assert_rel_close(actual, expected, rtol=1e-4):
@@ -32,8 +34,8 @@ def test_torchfcn_checkpoint_gives_same_logits(tmp_path, variant, model_cfg, ran
     torch.save(plain.state_dict(), src)
     run_tool('torchfcn2mmseg.py', src, dst)
 
-    model = init_model(model_cfg_file(model_cfg, tmp_path, variant, width, fc), str(dst),
-                       device='cpu')
+    model = init_model(
+        model_cfg_file(model_cfg, tmp_path, variant, width, fc), str(dst), device='cpu')
     x = torch.randn(1, 3, 37, 45)
     with torch.no_grad():
         expected = plain(x)
@@ -46,8 +48,10 @@ def test_torchfcn_checkpoint_gives_same_logits(tmp_path, variant, model_cfg, ran
 
 def model_cfg_file(model_cfg, tmp_path, variant, width, fc):
     from mmengine.config import Config
-    cfg = Config(dict(model=model_cfg(variant, width=width, fc=fc),
-                      custom_imports=dict(imports=['fcn_plugin'])))
+    cfg = Config(
+        dict(
+            model=model_cfg(variant, width=width, fc=fc),
+            custom_imports=dict(imports=['fcn_plugin'])))
     path = tmp_path / 'cfg.py'
     cfg.dump(str(path))
     return str(path)
@@ -109,8 +113,8 @@ def test_vgg_converter_gives_backbone_of_classifier(tmp_path, build):
     assert torch.equal(model.backbone.conv5_3.weight, state['features.28.weight'])
     # fc6 as a 7x7 convolution on a 7x7 pool5 computes exactly the fully connected layer
     pool5 = torch.randn(1, 32, 7, 7)
-    fc6 = torch.nn.functional.linear(pool5.flatten(1), state['classifier.0.weight'],
-                                     state['classifier.0.bias'])
+    fc6 = torch.nn.functional.linear(
+        pool5.flatten(1), state['classifier.0.weight'], state['classifier.0.bias'])
     torch.testing.assert_close(model.backbone.fc6(pool5).flatten(1), fc6, rtol=1e-4, atol=1e-4)
 
 

@@ -27,8 +27,8 @@ CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn8s_vgg16-narrow_tinyvoc.py')
 COLLECTIVE_TIMEOUT_S = 15
 START_TIMEOUT_S = 180  # 2 processes importing mmseg on a busy machine
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
-                                reason='finds processes through /proc')
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith('linux'), reason='finds processes through /proc')
 
 
 def _stat(pid):
@@ -80,17 +80,27 @@ def training(tmp_path, make_voc):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = str(s.getsockname()[1])
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', PORT=port,
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        OMP_NUM_THREADS='1',
+        PORT=port,
+        PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         env.pop(key, None)
-    opts = [f'{loader}.dataset.data_root={data_root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    opts += [f'env_cfg.dist_cfg.timeout={COLLECTIVE_TIMEOUT_S}', 'train_dataloader.batch_size=1',
-             'train_cfg.max_iters=100000', 'train_cfg.val_interval=100000',
-             'default_hooks.checkpoint.interval=100000', 'default_hooks.logger.interval=10']
-    cmd = ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path / 'work'),
-           '--cfg-options', *opts]
+    opts = [
+        f'{loader}.dataset.data_root={data_root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    opts += [
+        f'env_cfg.dist_cfg.timeout={COLLECTIVE_TIMEOUT_S}', 'train_dataloader.batch_size=1',
+        'train_cfg.max_iters=100000', 'train_cfg.val_interval=100000',
+        'default_hooks.checkpoint.interval=100000', 'default_hooks.logger.interval=10'
+    ]
+    cmd = [
+        'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *opts
+    ]
     with open(log, 'w') as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     ranks = {}
@@ -103,7 +113,8 @@ def training(tmp_path, make_voc):
         # the script execs torchrun: proc.pid is the launcher, the workers its children
         started = _wait_until(
             lambda: proc.poll() is not None or read_log().count('Iter(train) [') >= 2,
-            START_TIMEOUT_S, step=1)
+            START_TIMEOUT_S,
+            step=1)
         assert started and proc.poll() is None, f'training did not start:\n{read_log()[-6000:]}'
         ranks.update(_children(proc.pid))
         assert sorted(ranks) == [0, 1], (ranks, read_log()[-3000:])

@@ -37,7 +37,8 @@ def test_hostile_checkpoints(tmp_path, lib):
 
 @pytest.mark.parametrize('fault', [
     'missing image', 'truncated JPEG', 'corrupt PNG', 'label out of range', 'colour label',
-    'size mismatch', 'decompression-bomb PNG as .jpg', 'symlink loop'])
+    'size mismatch', 'decompression-bomb PNG as .jpg', 'symlink loop'
+])
 def test_corrupt_sample(tmp_path, make_voc, lib, fault):
     root = str(tmp_path / 'voc')
     make_voc(root, n_train=2, n_val=1)
@@ -67,7 +68,9 @@ def test_corrupt_sample(tmp_path, make_voc, lib, fault):
 def test_run_kills_and_measures(tmp_path, lib):
     child = ('import time; x = bytearray(80 << 20); x[::4096] = b"1" * len(x[::4096]); '
              'print("ready", flush=True); time.sleep(60)')
-    r = lib.run([sys.executable, '-c', child], str(tmp_path / 'log'), dict(os.environ),
+    r = lib.run([sys.executable, '-c', child],
+                str(tmp_path / 'log'),
+                dict(os.environ),
                 kill_when=lambda tail: 'ready' in tail.read())
     assert r['rc'] == -9 and r['killed'] is not None and r['killed'] < 30
     assert r['peak_mib'] >= 80

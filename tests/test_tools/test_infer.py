@@ -18,9 +18,10 @@ def infer(load_tool):
 
 @pytest.fixture(scope='module')
 def toy_and_checkpoint(tmp_path_factory, load_tool):
-    import fcn_plugin  # noqa: F401
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+
+    import fcn_plugin  # noqa: F401
     tmp = tmp_path_factory.mktemp('infer')
     toy = load_tool('dataset_converters/make_toy_voc')
     toy.make_toy_voc(str(tmp / 'toy'), num_train=1, num_val=2)
@@ -37,9 +38,12 @@ def toy_and_checkpoint(tmp_path_factory, load_tool):
 def test_infer_folder_with_ground_truth(infer, toy_and_checkpoint):
     tmp, ckpt = toy_and_checkpoint
     out = tmp / 'out'
-    assert infer.main([CONFIG, ckpt, str(tmp / 'toy' / 'JPEGImages'), '--out', str(out),
-                       '--gt-dir', str(tmp / 'toy' / 'SegmentationClass'), '--device',
-                       'cpu']) == 0
+    assert infer.main([
+        CONFIG, ckpt,
+        str(tmp / 'toy' / 'JPEGImages'), '--out',
+        str(out), '--gt-dir',
+        str(tmp / 'toy' / 'SegmentationClass'), '--device', 'cpu'
+    ]) == 0
     for name in ('toy_0000', 'toy_0001', 'toy_0002'):
         image = Image.open(tmp / 'toy' / 'JPEGImages' / f'{name}.jpg')
         label = Image.open(out / f'{name}.png')
@@ -56,8 +60,7 @@ def test_infer_folder_with_ground_truth(infer, toy_and_checkpoint):
 def test_infer_single_image_without_gt(infer, toy_and_checkpoint):
     tmp, ckpt = toy_and_checkpoint
     img = tmp / 'toy' / 'JPEGImages' / 'toy_0001.jpg'
-    assert infer.main([CONFIG, ckpt, str(img), '--out', str(tmp / 'one'),
-                       '--device', 'cpu']) == 0
+    assert infer.main([CONFIG, ckpt, str(img), '--out', str(tmp / 'one'), '--device', 'cpu']) == 0
     width = Image.open(img).size[0]
     assert Image.open(tmp / 'one' / 'toy_0001_overlay.png').size[0] == 2 * width
 
@@ -65,8 +68,11 @@ def test_infer_single_image_without_gt(infer, toy_and_checkpoint):
 def test_infer_bad_paths(infer, toy_and_checkpoint, tmp_path):
     _, ckpt = toy_and_checkpoint
     with pytest.raises(SystemExit, match='does not exist'):
-        infer.main([CONFIG, str(tmp_path / 'missing.pth'), str(tmp_path), '--out',
-                    str(tmp_path / 'o')])
+        infer.main(
+            [CONFIG,
+             str(tmp_path / 'missing.pth'),
+             str(tmp_path), '--out',
+             str(tmp_path / 'o')])
     with pytest.raises(SystemExit, match='no images'):
         infer.main([CONFIG, ckpt, str(tmp_path), '--out', str(tmp_path / 'o')])
 
@@ -75,8 +81,10 @@ def test_infer_in_bf16_agrees_with_fp32(infer, toy_and_checkpoint):
     tmp, ckpt = toy_and_checkpoint
     images = str(tmp / 'toy' / 'JPEGImages')
     for precision in ('fp32', 'bf16'):
-        assert infer.main([CONFIG, ckpt, images, '--out', str(tmp / precision), '--device', 'cpu',
-                           '--precision', precision]) == 0
+        assert infer.main([
+            CONFIG, ckpt, images, '--out',
+            str(tmp / precision), '--device', 'cpu', '--precision', precision
+        ]) == 0
     for name in ('toy_0001', 'toy_0002'):
         fp32, bf16 = (np.array(Image.open(tmp / p / f'{name}.png')) for p in ('fp32', 'bf16'))
         assert fp32.shape == bf16.shape and (fp32 == bf16).mean() > 0.95
@@ -85,9 +93,11 @@ def test_infer_in_bf16_agrees_with_fp32(infer, toy_and_checkpoint):
 def test_precision_agreement_tool(toy_and_checkpoint, tmp_path, load_tool):
     tmp, ckpt = toy_and_checkpoint
     tool = load_tool('precision_agreement')
-    results = tool.main([CONFIG, ckpt, '--precisions', 'bf16', '--device', 'cpu',
-                         '--json', str(tmp_path / 'p.json'), '--cfg-options',
-                         f'test_dataloader.dataset.data_root={tmp / "toy"}'])
+    results = tool.main([
+        CONFIG, ckpt, '--precisions', 'bf16', '--device', 'cpu', '--json',
+        str(tmp_path / 'p.json'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={tmp / "toy"}'
+    ])
     assert set(results) == {'fp32', 'bf16'}
     assert 0.95 < results['bf16']['agreement_with_fp32'] <= 1
     assert abs(results['bf16']['metrics']['mIoU'] - results['fp32']['metrics']['mIoU']) < 5
@@ -99,6 +109,7 @@ def test_infer_images_smaller_than_the_tiny_model_minimum(infer, toy_and_checkpo
     small = tmp / 'small'
     small.mkdir()
     Image.fromarray(np.full((10, 12, 3), 128, np.uint8)).save(small / 'tiny.png')
-    assert infer.main([CONFIG, ckpt, str(small), '--out', str(tmp / 'small_out'),
-                       '--device', 'cpu']) == 0
+    assert infer.main(
+        [CONFIG, ckpt, str(small), '--out',
+         str(tmp / 'small_out'), '--device', 'cpu']) == 0
     assert np.array(Image.open(tmp / 'small_out' / 'tiny.png')).shape == (10, 12)

@@ -37,6 +37,7 @@ def disc_mask(h=12, w=16, on=255, off=0):
 @pytest.fixture
 def run(m2l):
     """``run(capsys, *args)``: the tool on ``args``: its exit code, stdout and stderr."""
+
     def main(capsys, *args):
         code = m2l.main([str(a) for a in args])
         out = capsys.readouterr()
@@ -97,8 +98,7 @@ def test_grey_rgb_masks_threshold_and_map(tmp_path, capsys, run):
     assert not (tmp_path / 'auto' / 'ignored.txt.png').exists()
     code, _, _ = run(capsys, src, tmp_path / 'thr', '--in-suffix', '_mask.png', '--threshold',
                      '128')
-    np.testing.assert_array_equal(label(tmp_path / 'thr' / 'a.png'), (mask >= 128).astype(
-        np.uint8))
+    np.testing.assert_array_equal(label(tmp_path / 'thr' / 'a.png'), (mask >= 128).astype(np.uint8))
     code, _, _ = run(capsys, src / 'a_mask.png', tmp_path / 'one.png', '--map', '0:0', '7:255',
                      '250:1')  # a single file
     got = label(tmp_path / 'one.png')

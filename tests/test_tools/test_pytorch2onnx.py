@@ -16,8 +16,10 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FCN8S = osp.join(ROOT, 'configs', 'fcn8s_vgg16_voc.py')
 ATONCE = osp.join(ROOT, 'configs', 'fcn8s-atonce_vgg16_voc.py')
 R50 = osp.join(ROOT, 'configs', 'fcn8s_r50_voc12aug.py')
-NARROW_VGG = ['model.backbone.base_channels=4', 'model.backbone.fc_channels=16',
-              'model.decode_head.in_channels=[16,32,16]']
+NARROW_VGG = [
+    'model.backbone.base_channels=4', 'model.backbone.fc_channels=16',
+    'model.decode_head.in_channels=[16,32,16]'
+]
 CAFFE_MEAN = torch.tensor([104.00699, 116.66877, 122.67892]).view(1, 3, 1, 1)
 
 
@@ -39,8 +41,10 @@ def fcn8s_cli(tool, tmp_path_factory):
     model = tool.build_model(tool.load_config(FCN8S, _options(NARROW_VGG)), None)
     ckpt, out = str(tmp / 'fcn8s.pth'), str(tmp / 'fcn8s.onnx')
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
-    argv = [FCN8S, ckpt, '--out', out, '--shape', '64', '80', '--check-shapes', '64x80',
-            '97x131', '1x1', '2x31x17', '--cfg-options'] + NARROW_VGG
+    argv = [
+        FCN8S, ckpt, '--out', out, '--shape', '64', '80', '--check-shapes', '64x80', '97x131',
+        '1x1', '2x31x17', '--cfg-options'
+    ] + NARROW_VGG
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = tool.main(argv)
@@ -111,9 +115,12 @@ def test_atonce_matches_pytorch_at_many_sizes(tool, tmp_path):
 
 def test_resnet_config_with_channel_swap(tool, tmp_path):
     """mmseg's ResNet (depth 18 for speed) + our head: BGR->RGB and ImageNet mean/std inside."""
-    cfg = tool.load_config(R50, {'model.backbone.depth': 18,
-                                 'model.decode_head.in_channels': (128, 256, 512),
-                                 'model.auxiliary_head.in_channels': 256})
+    cfg = tool.load_config(
+        R50, {
+            'model.backbone.depth': 18,
+            'model.decode_head.in_channels': (128, 256, 512),
+            'model.auxiliary_head.in_channels': 256
+        })
     model = tool.build_model(cfg, None)
     wrapper = tool.ONNXSegmentor(model).eval()
     assert wrapper.swap_channels and wrapper.normalize
@@ -127,8 +134,8 @@ def test_resnet_config_with_channel_swap(tool, tmp_path):
     with torch.no_grad():
         expected = model.decode_head(model.backbone((raw.flip(1) - mean) / std), (37, 53))
     got = ort.InferenceSession(out).run(['logits'], {'image': raw.numpy()})[0]
-    np.testing.assert_allclose(got, expected.numpy(), rtol=0,
-                               atol=1e-4 * expected.abs().max().item())
+    np.testing.assert_allclose(
+        got, expected.numpy(), rtol=0, atol=1e-4 * expected.abs().max().item())
 
 
 def test_user_errors_are_one_line(tool, tmp_path, capsys):

@@ -29,8 +29,11 @@ def tiny_config(tmp_path, tiny_cfg, root):
 
 
 def run(repo_root, *args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          cwd=repo_root, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    return subprocess.run([sys.executable, *args],
+                          capture_output=True,
+                          text=True,
+                          cwd=repo_root,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
 
 
 def test_train_names_a_truncated_image_last(tmp_path, make_voc, tiny_cfg, repo_root):
@@ -40,7 +43,7 @@ def test_train_names_a_truncated_image_last(tmp_path, make_voc, tiny_cfg, repo_r
     result = run(repo_root, 'tools/train.py', tiny_config(tmp_path, tiny_cfg, root))
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1, result.stderr[-3000:]
-    assert last.startswith(f'tools/train.py: error: BadSampleError: bad data: sample ') and \
+    assert last.startswith('tools/train.py: error: BadSampleError: bad data: sample ') and \
         f'{root / "JPEGImages"}' in last and 'truncated JPEG' in last, result.stderr[-3000:]
     log = last.rsplit('(traceback in ', 1)[1].rstrip(')')  # the traceback is in the log
     assert 'Traceback (most recent call last)' in open(log).read()
@@ -66,8 +69,10 @@ def test_infer_names_a_truncated_image(tmp_path, make_voc, load_tool, capsys, re
     config = os.path.join(repo_root, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
     infer = load_tool('infer')
     with pytest.raises(SystemExit) as stop:
-        run_tool(infer.main, 'tools/infer.py', [config, config, str(root / 'JPEGImages'),
-                                                '--out', str(tmp_path / 'out')])
+        run_tool(infer.main, 'tools/infer.py',
+                 [config, config,
+                  str(root / 'JPEGImages'), '--out',
+                  str(tmp_path / 'out')])
     assert stop.value.code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last == (f'tools/infer.py: error: BadSampleError: bad data: {bad}: truncated JPEG '

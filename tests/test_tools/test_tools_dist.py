@@ -70,12 +70,18 @@ def run_together(*cmds):
     """Run the commands concurrently (the 1- and 2-process runs overlap); their outputs."""
     procs = []
     for cmd in cmds:
-        env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', PORT=free_port(),
-                   PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+        env = dict(
+            os.environ,
+            PYTHON=sys.executable,
+            OMP_NUM_THREADS='1',
+            PORT=free_port(),
+            PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
         for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
             env.pop(key, None)
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True))
     outputs = []
     try:
         for cmd, proc in zip(cmds, procs):
@@ -91,18 +97,21 @@ def run_together(*cmds):
 
 
 def data_options(data_root):
-    return [f'{loader}.dataset.data_root={data_root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    return [
+        f'{loader}.dataset.data_root={data_root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
 
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     """Tiny data and a starting checkpoint with non-zero score layers (so the whole network
     gets gradients from the first step and predictions are not all background)."""
-    import fcn_plugin  # noqa: F401
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+
+    import fcn_plugin  # noqa: F401
 
     tmp = tmp_path_factory.mktemp('dist')
     data_root = make_tiny_voc(str(tmp / 'VOCdevkit' / 'VOC2012'))
@@ -118,8 +127,12 @@ def setup(tmp_path_factory):
     # the metrics then count right and wrong pixels of several classes
     with open(osp.join(data_root, 'ImageSets', 'Segmentation', 'val.txt')) as f:
         names = f.read().split()
-    images = [torch.from_numpy(np.array(Image.open(osp.join(data_root, 'JPEGImages', n + '.jpg'))
-                                        )[..., ::-1].copy()).permute(2, 0, 1) for n in names]
+    images = [
+        torch.from_numpy(
+            np.array(Image.open(osp.join(data_root, 'JPEGImages',
+                                         n + '.jpg')))[..., ::-1].copy()).permute(2, 0, 1)
+        for n in names
+    ]
     model.eval()
     bias = model.decode_head.conv_seg.bias
     with torch.no_grad():
@@ -148,11 +161,13 @@ def test_dist_train_matches_single_process(setup):
     tmp, data_root, init = setup
     opts = data_options(data_root) + [f'load_from={init}']
     one, two = str(tmp / 'train1'), str(tmp / 'train2')
-    log1, log2 = run_together(
-        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', one, '--cfg-options', *opts,
-         'train_dataloader.batch_size=2'],
-        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', two, '--cfg-options', *opts,
-         'train_dataloader.batch_size=1'])
+    log1, log2 = run_together([
+        sys.executable, 'tools/train.py', CONFIG, '--work-dir', one, '--cfg-options', *opts,
+        'train_dataloader.batch_size=2'
+    ], [
+        'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', two, '--cfg-options', *opts,
+        'train_dataloader.batch_size=1'
+    ])
     assert 'Distributed training: True' in log2
     assert "dist_cfg=dict(backend='gloo', timeout=600)" in log2, \
         'without CUDA the backend must be gloo; collectives time out after 10 minutes'
@@ -162,7 +177,10 @@ def test_dist_train_matches_single_process(setup):
     # and the work dir's log becomes a plot of loss and mIoU over iterations
     png = str(tmp / 'curves.png')
     plot = subprocess.run([sys.executable, 'tools/analyze_logs.py', one, '--out', png],
-                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          cwd=ROOT,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True)
     assert plot.returncode == 0, plot.stdout
     assert 'loss: 4 points' in plot.stdout and 'mIoU: 2 points' in plot.stdout
     with open(png, 'rb') as f:
@@ -179,8 +197,10 @@ def test_dist_train_matches_single_process(setup):
 
 
 def read_test_metrics(work_dir):
-    files = [f for f in glob.glob(osp.join(work_dir, '*', '*.json'))
-             if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))]
+    files = [
+        f for f in glob.glob(osp.join(work_dir, '*', '*.json'))
+        if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))
+    ]
     assert len(files) == 1, f'expected one <timestamp>/<timestamp>.json in {work_dir}: {files}'
     with open(files[0]) as f:
         return json.load(f)
@@ -190,11 +210,9 @@ def test_dist_test_matches_single_process(setup):
     tmp, data_root, init = setup
     opts = data_options(data_root)
     one, two = str(tmp / 'test1'), str(tmp / 'test2')
-    run_together(
-        [sys.executable, 'tools/test.py', CONFIG, init, '--work-dir', one, '--cfg-options',
-         *opts],
-        ['bash', 'tools/dist_test.sh', CONFIG, init, '2', '--work-dir', two, '--cfg-options',
-         *opts])
+    run_together([
+        sys.executable, 'tools/test.py', CONFIG, init, '--work-dir', one, '--cfg-options', *opts
+    ], ['bash', 'tools/dist_test.sh', CONFIG, init, '2', '--work-dir', two, '--cfg-options', *opts])
     m1, m2 = read_test_metrics(one), read_test_metrics(two)
     for key in ('aAcc', 'mIoU', 'mAcc'):
         assert key in m1, m1

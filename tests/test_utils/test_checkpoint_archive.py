@@ -36,8 +36,11 @@ print('PEAK_MIB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) /
 
 
 def load_in_subprocess(path):
-    result = subprocess.run([sys.executable, '-c', MEASURE, str(path)], capture_output=True,
-                            text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    result = subprocess.run(
+        [sys.executable, '-c', MEASURE, str(path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
     lines = result.stdout.strip().splitlines()
     assert lines and lines[-1].startswith('PEAK_MIB'), result.stderr[-3000:]
     return lines[-2], float(lines[-1].split()[1])  # before: mmengine's 'Loads checkpoint' line
@@ -74,8 +77,9 @@ def sparse_tensor_checkpoint(path, numel):
         for name, data in entries:
             offset, raw = f.tell(), name.encode()
             length, crc_i = data if isinstance(data, tuple) else (len(data), zlib.crc32(data))
-            f.write(struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 0, 0, 33, crc_i, length,
-                                length, len(raw), 0) + raw)
+            f.write(
+                struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 0, 0, 33, crc_i, length, length,
+                            len(raw), 0) + raw)
             if isinstance(data, tuple):
                 f.seek(length, 1)  # a hole: nothing written, nothing on disk
             else:
@@ -83,8 +87,8 @@ def sparse_tensor_checkpoint(path, numel):
             central += struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 0, 0, 33, crc_i,
                                    length, length, len(raw), 0, 0, 0, 0, 0, offset) + raw
         start = f.tell()
-        f.write(central + struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, len(entries),
-                                      len(entries), len(central), start, 0))
+        f.write(central + struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, len(entries), len(entries),
+                                      len(central), start, 0))
 
 
 def test_zip_bomb_is_refused_before_inflating(tmp_path):
@@ -128,16 +132,17 @@ def test_damaged_pickle_is_not_called_unsafe(tmp_path):
         entries = {i.filename: z.read(i.filename) for i in z.infolist()}
     with zipfile.ZipFile(path, 'w') as z:
         for name, data in entries.items():
-            z.writestr(name, data[:2] + b'}\xff\xfe' + data[5:] if name.endswith('data.pkl')
-                       else data)
+            z.writestr(name,
+                       data[:2] + b'}\xff\xfe' + data[5:] if name.endswith('data.pkl') else data)
     with pytest.raises(CorruptCheckpointError) as info:
         load_weights_only(str(path))
     assert 'damaged or not a PyTorch checkpoint' in str(info.value)
-    assert 'weights_only' not in str(info.value) and not isinstance(info.value,
-                                                                    UnsafeCheckpointError)
+    assert 'weights_only' not in str(
+        info.value) and not isinstance(info.value, UnsafeCheckpointError)
 
 
 class _Payload:
+
     def __reduce__(self):
         return exec, ('pass', )
 
@@ -146,9 +151,13 @@ class _Payload:
 def test_converters_print_the_safe_errors(tmp_path, repo_root, converter):
     """Every file a converter refuses gives the tools' error; no advice to turn off
     weights_only (torch's message says 'Re-running torch.load with weights_only set to False')."""
-    files = {'unsafe.pth': ({'w': _Payload()}, 'UnsafeCheckpointError'),
-             'tensor.pth': (torch.zeros(3), 'holds a single tensor'),
-             'script.pth': (None, 'TorchScript archive')}
+    files = {
+        'unsafe.pth': ({
+            'w': _Payload()
+        }, 'UnsafeCheckpointError'),
+        'tensor.pth': (torch.zeros(3), 'holds a single tensor'),
+        'script.pth': (None, 'TorchScript archive')
+    }
     if converter == 'torchfcn2mmseg.py':  # the same loader: one case is enough
         files = {'tensor.pth': files['tensor.pth']}
     for name, (obj, expected) in files.items():
@@ -158,10 +167,19 @@ def test_converters_print_the_safe_errors(tmp_path, repo_root, converter):
             torch.jit.save(conv, str(src))
         else:
             torch.save(obj, src)
-        result = subprocess.run(
-            [sys.executable, osp.join(repo_root, 'tools', 'model_converters', converter),
-             str(src), str(tmp_path / 'out.pth')], capture_output=True, text=True, cwd=repo_root,
-            env=dict(os.environ, OMP_NUM_THREADS='1', TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
+        result = subprocess.run([
+            sys.executable,
+            osp.join(repo_root, 'tools', 'model_converters', converter),
+            str(src),
+            str(tmp_path / 'out.pth')
+        ],
+                                capture_output=True,
+                                text=True,
+                                cwd=repo_root,
+                                env=dict(
+                                    os.environ,
+                                    OMP_NUM_THREADS='1',
+                                    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
         assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
         assert str(src) in result.stderr
         assert 'weights_only' not in result.stderr and 'Traceback' not in result.stderr

@@ -26,10 +26,16 @@ def test_init_model_needs_every_weight(tmp_path, tiny_cfg, build_runner):
     init_model(cfg, str(tmp_path / 'good.pth'), device='cpu')
 
     unrelated = tmp_path / 'resnet.pth'
-    save_checkpoint({'state_dict': {'conv1.weight': torch.zeros(64, 3, 7, 7)}, 'meta': {}},
-                    str(unrelated))
-    with pytest.raises(CheckpointFitError, match=f'checkpoint {unrelated} does not fit the '
-                                                 'AutocastEncoderDecoder.*shares no key'):
+    save_checkpoint({
+        'state_dict': {
+            'conv1.weight': torch.zeros(64, 3, 7, 7)
+        },
+        'meta': {}
+    }, str(unrelated))
+    with pytest.raises(
+            CheckpointFitError,
+            match=f'checkpoint {unrelated} does not fit the '
+            'AutocastEncoderDecoder.*shares no key'):
         init_model(cfg, str(unrelated), device='cpu')
 
     good['decode_head.fusions.1.score.weight'] = torch.zeros(3, 16, 1, 1)

@@ -33,13 +33,22 @@ def runner_like_checkpoint(path):
         hub.update_scalar('val/mIoU', np.float32(63.5))
     hub.update_info('iter', 3)
     hub.update_info('last_ckpt', 'work_dirs/x/iter_3.pth')
-    meta = dict(epoch=0, iter=3, cfg='model = dict()', seed=np.int64(7), experiment_name='x',
-                time='20261125_000000', mmengine_version='0.10.7',
-                dataset_meta=dict(classes=('background', 'object'), palette=[[0, 0, 0],
-                                                                             [128, 0, 0]]))
-    save_checkpoint(dict(meta=meta, state_dict=model.state_dict(), message_hub=hub.state_dict(),
-                         optimizer=optimizer.state_dict(),
-                         param_schedulers=[scheduler.state_dict()]), str(path))
+    meta = dict(
+        epoch=0,
+        iter=3,
+        cfg='model = dict()',
+        seed=np.int64(7),
+        experiment_name='x',
+        time='20261125_000000',
+        mmengine_version='0.10.7',
+        dataset_meta=dict(classes=('background', 'object'), palette=[[0, 0, 0], [128, 0, 0]]))
+    save_checkpoint(
+        dict(
+            meta=meta,
+            state_dict=model.state_dict(),
+            message_hub=hub.state_dict(),
+            optimizer=optimizer.state_dict(),
+            param_schedulers=[scheduler.state_dict()]), str(path))
 
 
 LOAD = 'import torch, sys; {imp}; torch.load(sys.argv[1], weights_only=True); print("loaded")'
@@ -47,8 +56,7 @@ LOAD = 'import torch, sys; {imp}; torch.load(sys.argv[1], weights_only=True); pr
 
 def try_load(path, with_plugin):
     code = LOAD.format(imp='import fcn_plugin' if with_plugin else 'pass')
-    return subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True,
-                          text=True)
+    return subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True)
 
 
 def test_runner_checkpoint_needs_and_gets_the_allowlist(tmp_path):
@@ -60,8 +68,9 @@ def test_runner_checkpoint_needs_and_gets_the_allowlist(tmp_path):
 
 
 def test_mmengine_load_checkpoint_restores_history(tmp_path):
-    import fcn_plugin  # noqa: F401
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    import fcn_plugin  # noqa: F401
     path = tmp_path / 'iter_3.pth'
     runner_like_checkpoint(path)
     ckpt = _load_checkpoint(str(path), map_location='cpu')
@@ -116,8 +125,17 @@ def hostile(tmp_path):
     """A checkpoint that looks like mmengine's, with code in its meta data; and its marker."""
     marker = tmp_path / 'CODE_RAN'
     path = tmp_path / 'hostile.pth'
-    torch.save({'meta': {'epoch': 0, 'iter': 1, 'note': Payload(marker)},
-                'state_dict': {'backbone.conv1_1.weight': torch.zeros(4, 3, 3, 3)}}, path)
+    torch.save(
+        {
+            'meta': {
+                'epoch': 0,
+                'iter': 1,
+                'note': Payload(marker)
+            },
+            'state_dict': {
+                'backbone.conv1_1.weight': torch.zeros(4, 3, 3, 3)
+            }
+        }, path)
     assert not marker.exists()
     return str(path), marker
 
@@ -156,8 +174,7 @@ def test_tool_loaders_refuse_with_a_clear_error(hostile):
 
 
 @pytest.mark.usefixtures('tool_loaders')
-def test_tool_loaders_refuse_even_if_the_environment_turns_weights_only_off(
-        hostile, monkeypatch):
+def test_tool_loaders_refuse_even_if_the_environment_turns_weights_only_off(hostile, monkeypatch):
     path, marker = hostile
     monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     with pytest.raises(UnsafeCheckpointError):
@@ -178,8 +195,13 @@ def test_tool_loaders_refuse_even_if_the_environment_turns_weights_only_off(
 def test_init_cfg_pretrained_refuses(hostile):
     from mmseg.registry import MODELS
     path, marker = hostile
-    backbone = MODELS.build(dict(type='VGG', depth=11, base_channels=4, fc_channels=16,
-                                 init_cfg=dict(type='Pretrained', checkpoint=path)))
+    backbone = MODELS.build(
+        dict(
+            type='VGG',
+            depth=11,
+            base_channels=4,
+            fc_channels=16,
+            init_cfg=dict(type='Pretrained', checkpoint=path)))
     with pytest.raises(pickle.UnpicklingError):
         backbone.init_weights()
     assert not marker.exists()
@@ -210,8 +232,8 @@ def test_runner_test_and_resume_refuse(hostile, tmp_path, make_voc, tiny_cfg, bu
 
 
 @pytest.mark.parametrize('tool', ['test', 'train --resume'])
-def test_tools_refuse_even_if_the_environment_turns_weights_only_off(
-        hostile, tmp_path, make_voc, tiny_cfg, repo_root, tool):
+def test_tools_refuse_even_if_the_environment_turns_weights_only_off(hostile, tmp_path, make_voc,
+                                                                     tiny_cfg, repo_root, tool):
     """tools/test.py CONFIG HOSTILE and tools/train.py --resume (last_checkpoint naming it)
     stop with UnsafeCheckpointError, with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 set."""
     path, marker = hostile
@@ -226,8 +248,10 @@ def test_tools_refuse_even_if_the_environment_turns_weights_only_off(
         (work / 'last_checkpoint').write_text(path)
         args = ['train.py', str(config), '--resume']
     result = subprocess.run(
-        [sys.executable, osp.join(repo_root, 'tools', args[0]), *args[1:]], capture_output=True,
-        text=True, cwd=repo_root,
+        [sys.executable, osp.join(repo_root, 'tools', args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        cwd=repo_root,
         env=dict(os.environ, OMP_NUM_THREADS='1', TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
     assert result.returncode != 0
     assert 'UnsafeCheckpointError' in result.stderr and path in result.stderr, \
@@ -239,10 +263,15 @@ def test_tools_refuse_even_if_the_environment_turns_weights_only_off(
 def test_converters_refuse(hostile, tmp_path, converter, repo_root):
     path, marker = hostile
     out = tmp_path / 'converted.pth'
-    result = subprocess.run(
-        [sys.executable, osp.join(repo_root, 'tools', 'model_converters', converter), path,
-         str(out)], capture_output=True, text=True, cwd=repo_root,
-        env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
+    result = subprocess.run([
+        sys.executable,
+        osp.join(repo_root, 'tools', 'model_converters', converter), path,
+        str(out)
+    ],
+                            capture_output=True,
+                            text=True,
+                            cwd=repo_root,
+                            env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
     assert result.returncode != 0
     assert 'UnsafeCheckpointError' in result.stderr and path in result.stderr
     assert not marker.exists() and not out.exists()

@@ -58,8 +58,9 @@ def test_pytorch_launcher_on_cpu(monkeypatch):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
-                           MASTER_PORT=str(port)).items():
+    for key, value in dict(
+            RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=str(port)).items():
         monkeypatch.setenv(key, value)
     # started by torchrun: the worker arms its parent-death signal (not in pytest itself here)
     monkeypatch.setenv('TORCHELASTIC_RUN_ID', 'test')
@@ -73,8 +74,10 @@ def test_pytorch_launcher_on_cpu(monkeypatch):
         return init(*args, **kwargs)
 
     monkeypatch.setattr(dist, 'init_process_group', spy)
-    cfg = Config(dict(env_cfg=dict(cudnn_benchmark=True, dist_cfg=dict(backend='nccl')),
-                      find_unused_parameters=True))
+    cfg = Config(
+        dict(
+            env_cfg=dict(cudnn_benchmark=True, dist_cfg=dict(backend='nccl')),
+            find_unused_parameters=True))
     try:
         prepare_distributed(cfg, 'pytorch')
         assert dist.is_initialized() and dist.get_backend() == 'gloo'
@@ -117,8 +120,7 @@ def test_timeout_from_config_and_checked(monkeypatch):
         prepare_distributed(cfg, 'slurm')
         assert cfg.env_cfg.dist_cfg.timeout == DEFAULT_TIMEOUT_S
         with pytest.raises(ValueError, match='env_cfg.dist_cfg.timeout'):
-            prepare_distributed(Config(dict(env_cfg=dict(dist_cfg=dict(timeout='10m')))),
-                                'pytorch')
+            prepare_distributed(Config(dict(env_cfg=dict(dist_cfg=dict(timeout='10m')))), 'pytorch')
     assert inits == [('pytorch', 'gloo', 42), ('slurm', 'gloo', DEFAULT_TIMEOUT_S)]
 
 

@@ -140,13 +140,19 @@ def make_sample(rng: np.random.Generator, size=None, void_borders: bool = True):
     return img, (_void_borders(label) if void_borders else label)
 
 
-def make_toy_voc(out_dir: str = 'data/toy', num_train: int = 96, num_val: int = 32,
-                 seed: int = 0, size=None, sbd_layout: bool = False) -> dict:
+def make_toy_voc(out_dir: str = 'data/toy',
+                 num_train: int = 96,
+                 num_val: int = 32,
+                 seed: int = 0,
+                 size=None,
+                 sbd_layout: bool = False) -> dict:
     """Write the toy dataset under ``out_dir``; returns ``{'train': ids, 'val': ids}``."""
     rng = np.random.default_rng(seed)
     img_dir = osp.join(out_dir, 'JPEGImages')
-    seg_dirs = {'train': osp.join(out_dir, 'SegmentationClass' + ('SBD' if sbd_layout else '')),
-                'val': osp.join(out_dir, 'SegmentationClass')}
+    seg_dirs = {
+        'train': osp.join(out_dir, 'SegmentationClass' + ('SBD' if sbd_layout else '')),
+        'val': osp.join(out_dir, 'SegmentationClass')
+    }
     split_dir = osp.join(out_dir, 'ImageSets', 'Segmentation')
     for d in (img_dir, split_dir, *seg_dirs.values()):
         os.makedirs(d, exist_ok=True)
@@ -160,13 +166,17 @@ def make_toy_voc(out_dir: str = 'data/toy', num_train: int = 96, num_val: int = 
             save_label_png(label, osp.join(seg_dirs[split], name + '.png'))
     split_files = {'train': 'sbd_train', 'val': 'seg11valid'} if sbd_layout else {}
     for split, names in splits.items():
-        atomic_write_text(osp.join(split_dir, split_files.get(split, split) + '.txt'),
-                          '\n'.join(names) + '\n')
+        atomic_write_text(
+            osp.join(split_dir,
+                     split_files.get(split, split) + '.txt'), '\n'.join(names) + '\n')
     return splits
 
 
-def make_toy_binary(out_dir: str = 'data/toy_binary', num_train: int = 96, num_val: int = 32,
-                    seed: int = 0, size=None) -> dict:
+def make_toy_binary(out_dir: str = 'data/toy_binary',
+                    num_train: int = 96,
+                    num_val: int = 32,
+                    seed: int = 0,
+                    size=None) -> dict:
     """Write a binary toy dataset (foreground = any object) under ``out_dir``, with the masks as
     most annotation tools save them: greyscale PNGs, 0 background and 255 foreground::
 
@@ -200,15 +210,23 @@ def parse_args(argv=None):
     parser.add_argument('--num-train', type=int, default=96)
     parser.add_argument('--num-val', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
-                        help='every image this size (default: 64..96 px a side)')
-    parser.add_argument('--binary', action='store_true',
-                        help='a binary dataset (foreground = any object) with 0/255 masks in '
-                        'images/ and masks/ (see make_toy_binary), for masks2labels.py and '
-                        'configs/fcn8s_vgg16-tiny_toybinary.py')
-    parser.add_argument('--sbd-layout', action='store_true',
-                        help='the reference recipe\'s layout (SegmentationClassSBD, '
-                        'sbd_train.txt, seg11valid.txt)')
+    parser.add_argument(
+        '--size',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='every image this size (default: 64..96 px a side)')
+    parser.add_argument(
+        '--binary',
+        action='store_true',
+        help='a binary dataset (foreground = any object) with 0/255 masks in '
+        'images/ and masks/ (see make_toy_binary), for masks2labels.py and '
+        'configs/fcn8s_vgg16-tiny_toybinary.py')
+    parser.add_argument(
+        '--sbd-layout',
+        action='store_true',
+        help='the reference recipe\'s layout (SegmentationClassSBD, '
+        'sbd_train.txt, seg11valid.txt)')
     return parser.parse_args(argv)
 
 

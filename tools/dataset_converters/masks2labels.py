@@ -62,7 +62,9 @@ class MaskError(ValueError):
 
 
 # ------------------------------------------------------------------------------ listing files
-def list_masks(src: str, dst: str, in_suffix: Optional[str] = None,
+def list_masks(src: str,
+               dst: str,
+               in_suffix: Optional[str] = None,
                out_suffix: str = '.png') -> List[Tuple[str, str]]:
     """``(mask path, output path)`` pairs, sorted; ``dst`` is skipped if it is inside ``src``."""
     if osp.isfile(src):
@@ -83,8 +85,7 @@ def list_masks(src: str, dst: str, in_suffix: Optional[str] = None,
                 continue
             rel = osp.relpath(osp.join(root, name), src)
             pairs.append((osp.join(root, name),
-                          osp.join(dst, osp.dirname(rel), _out_name(name, in_suffix,
-                                                                    out_suffix))))
+                          osp.join(dst, osp.dirname(rel), _out_name(name, in_suffix, out_suffix))))
     return pairs
 
 
@@ -160,9 +161,12 @@ def palette_from_png(path: str) -> List[Tuple[int, int, int]]:
 class Converter:
     """Map mask values (grey levels or colours) to class indices; see the module docstring."""
 
-    def __init__(self, palette: Optional[Sequence[Tuple[int, int, int]]] = None,
-                 void_values: Sequence = (), threshold: Optional[float] = None,
-                 mapping: Optional[Dict[int, int]] = None, unknown: str = 'error',
+    def __init__(self,
+                 palette: Optional[Sequence[Tuple[int, int, int]]] = None,
+                 void_values: Sequence = (),
+                 threshold: Optional[float] = None,
+                 mapping: Optional[Dict[int, int]] = None,
+                 unknown: str = 'error',
                  max_classes: int = 64):
         self.colour = palette is not None
         self.void = set(void_values)
@@ -242,8 +246,13 @@ def _describe(value: int, colour: bool) -> str:
     return ('#%02x%02x%02x' % key_colour(value)) if colour else str(value)
 
 
-def convert(src: str, dst: str, converter: Converter, in_suffix: Optional[str] = None,
-            out_suffix: str = '.png', dry_run: bool = False, log=print,
+def convert(src: str,
+            dst: str,
+            converter: Converter,
+            in_suffix: Optional[str] = None,
+            out_suffix: str = '.png',
+            dry_run: bool = False,
+            log=print,
             per_file: bool = True) -> dict:
     """Convert the masks under ``src`` into ``dst``; returns the report (also logged):
     ``{'mapping': {value: class}, 'files': {mask: {value: count}}, 'total': {value:
@@ -253,8 +262,8 @@ def convert(src: str, dst: str, converter: Converter, in_suffix: Optional[str] =
         raise MaskError(f'DST must differ from SRC ({src}): the masks are kept')
     pairs = list_masks(src, dst, in_suffix, out_suffix)
     if not pairs:
-        what = (f'ending with {in_suffix!r}' if in_suffix else
-                f'image files ({", ".join(IMAGE_EXTS)})')
+        what = (f'ending with {in_suffix!r}'
+                if in_suffix else f'image files ({", ".join(IMAGE_EXTS)})')
         raise MaskError(f'{src}: no masks found ({what})')
     found: Dict[int, Dict[str, int]] = {}
     per_mask: Dict[str, Dict[int, int]] = {}
@@ -277,8 +286,8 @@ def convert(src: str, dst: str, converter: Converter, in_suffix: Optional[str] =
                                          for v, c in counts.items()))
     log('total:')
     for v in sorted(found):
-        log(f'  {show(v)}: {sum(found[v].values())} px in {len(found[v])} file(s) -> '
-            + ('255 (void)' if table[v] == VOID else f'class {table[v]}'))
+        log(f'  {show(v)}: {sum(found[v].values())} px in {len(found[v])} file(s) -> ' +
+            ('255 (void)' if table[v] == VOID else f'class {table[v]}'))
     classes = sorted({c for c in table.values() if c != VOID})
     num_classes = classes[-1] + 1 if classes else 0
     if not converter.colour and 255 in table and table[255] not in (VOID, 1) and len(classes) > 2:
@@ -302,15 +311,26 @@ def convert(src: str, dst: str, converter: Converter, in_suffix: Optional[str] =
     else:
         log(f'dry run: nothing written (num_classes would be {num_classes})')
     return dict(
-        mapping={show(v): table[v] for v in sorted(table)},
-        files={p: {show(v): c for v, c in counts.items()} for p, counts in per_mask.items()},
-        total={show(v): dict(pixels=sum(found[v].values()), files=len(found[v]), **{
-            'class': table[v]}) for v in sorted(found)},
+        mapping={show(v): table[v]
+                 for v in sorted(table)},
+        files={
+            p: {
+                show(v): c
+                for v, c in counts.items()
+            }
+            for p, counts in per_mask.items()
+        },
+        total={
+            show(v):
+            dict(pixels=sum(found[v].values()), files=len(found[v]), **{'class': table[v]})
+            for v in sorted(found)
+        },
         outputs=[] if dry_run else outputs,
         num_classes=num_classes)
 
 
 class _NoBar:
+
     def update(self, n=1):
         pass
 
@@ -327,26 +347,43 @@ def _progress(total: int, desc: str):
 
 # ------------------------------------------------------------------------------ command line
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='a mask file or a folder of masks (searched recursively)')
     parser.add_argument('dst', help='the output folder (or .png file for a single mask)')
-    parser.add_argument('--in-suffix', help='only masks whose names end with this, which is '
-                        'replaced by --out-suffix (default: every image file, extension replaced)')
+    parser.add_argument(
+        '--in-suffix',
+        help='only masks whose names end with this, which is '
+        'replaced by --out-suffix (default: every image file, extension replaced)')
     parser.add_argument('--out-suffix', default='.png', help='output name ending (.png)')
-    parser.add_argument('--palette', nargs='+', metavar='R,G,B',
-                        help="colour masks: the colour of class 0, 1, ... (or 'voc')")
-    parser.add_argument('--palette-png', metavar='FILE',
-                        help='colour masks: the palette of this indexed PNG (index i = class i)')
-    parser.add_argument('--void-value', nargs='+', default=[], metavar='V',
-                        help='grey levels (or R,G,B colours) that become 255, void')
-    parser.add_argument('--threshold', type=float,
-                        help='grey masks: level >= T is class 1, below is class 0')
-    parser.add_argument('--map', nargs='+', metavar='VALUE:CLASS',
-                        help='grey masks: explicit value -> class table (255 = void)')
-    parser.add_argument('--unknown', choices=['error', 'void', 'nearest'], default='error',
-                        help='colour masks: a colour not in the palette stops (error), is void, '
-                        'or takes the nearest palette colour')
+    parser.add_argument(
+        '--palette',
+        nargs='+',
+        metavar='R,G,B',
+        help="colour masks: the colour of class 0, 1, ... (or 'voc')")
+    parser.add_argument(
+        '--palette-png',
+        metavar='FILE',
+        help='colour masks: the palette of this indexed PNG (index i = class i)')
+    parser.add_argument(
+        '--void-value',
+        nargs='+',
+        default=[],
+        metavar='V',
+        help='grey levels (or R,G,B colours) that become 255, void')
+    parser.add_argument(
+        '--threshold', type=float, help='grey masks: level >= T is class 1, below is class 0')
+    parser.add_argument(
+        '--map',
+        nargs='+',
+        metavar='VALUE:CLASS',
+        help='grey masks: explicit value -> class table (255 = void)')
+    parser.add_argument(
+        '--unknown',
+        choices=['error', 'void', 'nearest'],
+        default='error',
+        help='colour masks: a colour not in the palette stops (error), is void, '
+        'or takes the nearest palette colour')
     parser.add_argument('--dry-run', action='store_true', help='report only, write nothing')
     parser.add_argument('--quiet', action='store_true', help='totals only, no line per file')
     parser.add_argument('--report', metavar='FILE.json', help='also write the report as JSON')
@@ -360,8 +397,8 @@ def build_converter(args) -> Converter:
     if args.palette_png:
         palette = palette_from_png(args.palette_png)
     elif args.palette:
-        palette = ([tuple(c) for c in voc_palette().tolist()] if args.palette == ['voc'] else
-                   [parse_colour(c) for c in args.palette])
+        palette = ([tuple(c) for c in voc_palette().tolist()]
+                   if args.palette == ['voc'] else [parse_colour(c) for c in args.palette])
     if palette is not None and (args.threshold is not None or args.map):
         raise MaskError('--threshold and --map are for grey masks, not with a palette')
     if palette is not None:
@@ -383,8 +420,14 @@ def build_converter(args) -> Converter:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        report = convert(args.src, args.dst, build_converter(args), args.in_suffix,
-                         args.out_suffix, args.dry_run, per_file=not args.quiet)
+        report = convert(
+            args.src,
+            args.dst,
+            build_converter(args),
+            args.in_suffix,
+            args.out_suffix,
+            args.dry_run,
+            per_file=not args.quiet)
     except MaskError as error:
         print(f'masks2labels: {error}', file=sys.stderr)
         return 1

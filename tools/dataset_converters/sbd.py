@@ -71,8 +71,7 @@ def write_ids(path: str, ids: Sequence[str]) -> None:
 def load_sbd_label(mat_path: str) -> np.ndarray:
     """The class map ``GTcls.Segmentation`` (H, W) uint8 of one SBD ``cls/*.mat`` file."""
     try:
-        mat = loadmat(mat_path, squeeze_me=True, struct_as_record=False,
-                      variable_names=['GTcls'])
+        mat = loadmat(mat_path, squeeze_me=True, struct_as_record=False, variable_names=['GTcls'])
         seg = np.asarray(mat['GTcls'].Segmentation)
     except (KeyError, AttributeError, ValueError, OSError) as e:
         raise DataError(f'{mat_path}: not an SBD class label file (expected a struct GTcls '
@@ -111,13 +110,17 @@ def convert_sbd(sbd_dir: str, voc_root: str, nproc: int = 1) -> dict:
     ids = sorted(set(splits['train']) | set(splits['val']))
     missing = [i for i in ids if not osp.isfile(osp.join(sbd_dir, 'cls', i + '.mat'))]
     if missing:
-        _require(osp.join(sbd_dir, 'cls', missing[0] + '.mat'),
-                 f'SBD label ({len(missing)} of {len(ids)} missing)')
-    missing = [i for i in ids if not osp.isfile(osp.join(sbd_dir, 'img', i + '.jpg')) and
-               not osp.isfile(osp.join(voc_root, 'JPEGImages', i + '.jpg'))]
+        _require(
+            osp.join(sbd_dir, 'cls', missing[0] + '.mat'),
+            f'SBD label ({len(missing)} of {len(ids)} missing)')
+    missing = [
+        i for i in ids if not osp.isfile(osp.join(sbd_dir, 'img', i + '.jpg'))
+        and not osp.isfile(osp.join(voc_root, 'JPEGImages', i + '.jpg'))
+    ]
     if missing:
-        _require(osp.join(sbd_dir, 'img', missing[0] + '.jpg'),
-                 f'SBD image ({len(missing)} of {len(ids)} missing)')
+        _require(
+            osp.join(sbd_dir, 'img', missing[0] + '.jpg'),
+            f'SBD image ({len(missing)} of {len(ids)} missing)')
 
     os.makedirs(osp.join(voc_root, 'SegmentationClassSBD'), exist_ok=True)
     split_dir = osp.join(voc_root, 'ImageSets', 'Segmentation')
@@ -151,19 +154,23 @@ def default_voc2011_val(voc_root: str) -> str:
     own = osp.join(voc_root, 'ImageSets', 'Segmentation', 'val.txt')
     if osp.basename(osp.normpath(voc_root)) == 'VOC2011':
         return own
-    return osp.join(osp.dirname(osp.normpath(voc_root)), 'VOC2011', 'ImageSets', 'Segmentation',
-                    'val.txt')
+    return osp.join(
+        osp.dirname(osp.normpath(voc_root)), 'VOC2011', 'ImageSets', 'Segmentation', 'val.txt')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='SBD -> VOC-layout labels and the sbd_train / seg11valid splits of the FCN '
-        'reference', formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+        'reference',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__)
     parser.add_argument('sbd_dir', help='SBD benchmark_RELEASE/dataset folder')
     parser.add_argument('voc_root', help='VOCdevkit/VOC2012 (or VOC2011) folder; output goes here')
-    parser.add_argument('--voc2011-val', default=None,
-                        help='VOC2011 ImageSets/Segmentation/val.txt (default: '
-                        '<voc_root>/../VOC2011/ImageSets/Segmentation/val.txt)')
+    parser.add_argument(
+        '--voc2011-val',
+        default=None,
+        help='VOC2011 ImageSets/Segmentation/val.txt (default: '
+        '<voc_root>/../VOC2011/ImageSets/Segmentation/val.txt)')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes')
     return parser.parse_args(argv)
 
@@ -172,8 +179,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         splits = convert_sbd(args.sbd_dir, args.voc_root, args.nproc)
-        valid = make_seg11valid(args.voc2011_val or default_voc2011_val(args.voc_root),
-                                splits['train'], args.voc_root)
+        valid = make_seg11valid(
+            args.voc2011_val or default_voc2011_val(args.voc_root), splits['train'], args.voc_root)
     except DataError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -181,8 +188,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{len(splits["val"])}, seg11valid: {len(valid)} (reference: 736), in '
           f'{osp.join(args.voc_root, "ImageSets", "Segmentation")}')
     if len(splits['train']) == 8498 and len(valid) != 736:
-        print('warning: seg11valid should have 736 images with the full SBD and VOC2011 val; '
-              'is --voc2011-val the VOC2011 list?', file=sys.stderr)
+        print(
+            'warning: seg11valid should have 736 images with the full SBD and VOC2011 val; '
+            'is --voc2011-val the VOC2011 list?',
+            file=sys.stderr)
     return 0
 
 

@@ -37,11 +37,10 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-from _bootstrap import import_plugin  # noqa: E402  (first: it quiets pkg_resources' warning)
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+from _bootstrap import import_plugin  # noqa: E402  (first: it quiets pkg_resources' warning)
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import_plugin()
@@ -124,8 +123,8 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, seed: int = 0) ->
         if not osp.isfile(checkpoint):
             raise ExportError(f'checkpoint file {checkpoint} does not exist')
         try:
-            ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                                   logger='silent')
+            ckpt = load_checkpoint(
+                model, checkpoint, map_location='cpu', strict=True, logger='silent')
         except RuntimeError as e:  # missing / unexpected / mis-shaped keys
             first = str(e).strip().splitlines()
             raise ExportError(f'checkpoint {checkpoint} does not fit the config\'s model: '
@@ -184,8 +183,11 @@ def _backed_size_oblivious():
         return contextlib.nullcontext()
 
 
-def export_onnx(wrapper: ONNXSegmentor, out: str, shape: Sequence[int] = (500, 500),
-                opset: Optional[int] = None, dynamic_batch: bool = True,
+def export_onnx(wrapper: ONNXSegmentor,
+                out: str,
+                shape: Sequence[int] = (500, 500),
+                opset: Optional[int] = None,
+                dynamic_batch: bool = True,
                 verbose: bool = False) -> dict:
     """Trace ``wrapper`` with symbolic N, H, W and save the ONNX graph.
 
@@ -203,28 +205,37 @@ def export_onnx(wrapper: ONNXSegmentor, out: str, shape: Sequence[int] = (500, 5
         with _backed_size_oblivious():
             # runtime asserts instead of guards: sizes the graph cannot take fail in the runtime
             program = torch.export.export(
-                wrapper, (example, ), dynamic_shapes={'image': dims}, strict=False,
+                wrapper, (example, ),
+                dynamic_shapes={'image': dims},
+                strict=False,
                 prefer_deferred_runtime_asserts_over_guards=True)
     except (torch._dynamo.exc.UserError, ValueError) as e:  # e.g. a size was baked in
         # never fall back to a static graph (torch.onnx.export(model, ...) silently would)
-        raise ExportError('the model cannot be exported with dynamic sizes: '
-                          + ' '.join(str(e).split())[:600]) from e
+        raise ExportError('the model cannot be exported with dynamic sizes: ' +
+                          ' '.join(str(e).split())[:600]) from e
     onnx_program = torch.onnx.export(
-        program, (example, ), input_names=['image'], output_names=['logits'],
-        opset_version=opset, dynamo=True, verbose=verbose)
+        program, (example, ),
+        input_names=['image'],
+        output_names=['logits'],
+        opset_version=opset,
+        dynamo=True,
+        verbose=verbose)
     written = onnx_program.model.opset_imports.get('')
     if opset is not None and written != opset:  # torch keeps its own opset if it cannot convert
         raise ExportError(f'--opset {opset}: the graph could not be converted to opset {opset} '
                           f'(the exporter writes {written}; 17 and up work)')
     min_size = tuple(_lower_bound(program, axis) for axis in (2, 3))
     graph_input = onnx_program.model.graph.inputs[0]
-    onnx_program.rename_axes({graph_input.shape[axis]: name for axis, name in names.items()
-                              if not isinstance(graph_input.shape[axis], int)})
+    onnx_program.rename_axes({
+        graph_input.shape[axis]: name
+        for axis, name in names.items() if not isinstance(graph_input.shape[axis], int)
+    })
     onnx_program.model.metadata_props.update(
         input='image: float32 NCHW, raw 0-255 pixels in the channel order the test pipeline '
         'loads (BGR for mmcv); preprocessing inside: ' + describe_preprocessing(wrapper),
         output='logits: float32 N x num_classes x H x W, argmax over axis 1 = labels',
-        min_height=str(min_size[0]), min_width=str(min_size[1]))
+        min_height=str(min_size[0]),
+        min_width=str(min_size[1]))
     classes = getattr(wrapper.segmentor, 'dataset_meta', None) or {}
     if classes.get('classes'):
         onnx_program.model.metadata_props['classes'] = ','.join(map(str, classes['classes']))
@@ -248,6 +259,7 @@ def _lower_bound(program, axis: int) -> int:
 
 def check_io(model, dynamic_batch: bool = True) -> None:
     """One input ``image`` and one output ``logits``, with symbolic batch/height/width."""
+
     def dims(value):
         return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
 
@@ -257,8 +269,8 @@ def check_io(model, dynamic_batch: bool = True) -> None:
         raise ExportError(f'exported graph has inputs/outputs {names}, expected image/logits')
     batch = 'batch' if dynamic_batch else 1
     image, logits = dims(graph.input[0]), dims(graph.output[0])
-    if image != [batch, 3, 'height', 'width'] or logits[:1] + logits[2:] != [
-            batch, 'height', 'width']:
+    if image != [batch, 3, 'height', 'width'
+                 ] or logits[:1] + logits[2:] != [batch, 'height', 'width']:
         raise ExportError(f'exported graph is not dynamic as expected: image {image}, '
                           f'logits {logits}')
 
@@ -266,8 +278,10 @@ def check_io(model, dynamic_batch: bool = True) -> None:
 def describe_preprocessing(wrapper: ONNXSegmentor) -> str:
     steps = ['channels swapped (bgr_to_rgb)'] if wrapper.swap_channels else []
     if wrapper.normalize:
+
         def fmt(t):
             return '[' + ', '.join(f'{float(v):g}' for v in t.flatten()) + ']'
+
         steps.append(f'(x - {fmt(wrapper.mean)}) / {fmt(wrapper.std)}')
     return ', then '.join(steps) or 'nothing (no normalisation in the config)'
 
@@ -285,8 +299,11 @@ def pytorch_logits(segmentor: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return torch.stack([s.seg_logits.data for s in samples]).float()
 
 
-def check_onnx(path: str, segmentor: nn.Module, shapes: Sequence[Tuple[int, int, int]],
-               rtol: float = 1e-4, seed: int = 0,
+def check_onnx(path: str,
+               segmentor: nn.Module,
+               shapes: Sequence[Tuple[int, int, int]],
+               rtol: float = 1e-4,
+               seed: int = 0,
                min_size: Tuple[int, int] = (1, 1)) -> List[dict]:
     """onnxruntime vs PyTorch on raw random images of each ``(N, H, W)``; one row per size.
 
@@ -298,15 +315,20 @@ def check_onnx(path: str, segmentor: nn.Module, shapes: Sequence[Tuple[int, int,
     rows = []
     for i, (n, h, w) in enumerate(shapes):
         if h < min_size[0] or w < min_size[1]:
-            rows.append(dict(shape=(n, h, w), skipped=f'under the smallest size the model '
-                             f'takes, {min_size[0]}x{min_size[1]}'))
+            rows.append(
+                dict(
+                    shape=(n, h, w),
+                    skipped=f'under the smallest size the model '
+                    f'takes, {min_size[0]}x{min_size[1]}'))
             continue
         images = random_images(n, h, w, seed + i)
         try:
             ref = pytorch_logits(segmentor, images)
         except (ValueError, RuntimeError) as e:  # the model itself cannot take this size
-            rows.append(dict(shape=(n, h, w), skipped='PyTorch cannot run it: '
-                             + ' '.join(str(e).split())[:200]))
+            rows.append(
+                dict(
+                    shape=(n, h, w),
+                    skipped='PyTorch cannot run it: ' + ' '.join(str(e).split())[:200]))
             continue
         try:
             got = session.run(['logits'], {'image': images.numpy()})[0]
@@ -318,8 +340,14 @@ def check_onnx(path: str, segmentor: nn.Module, shapes: Sequence[Tuple[int, int,
         max_abs = float(np.abs(got - ref).max()) if ok_shape else float('inf')
         scale = float(np.abs(ref).max())
         rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float('inf'))
-        rows.append(dict(shape=(n, h, w), out_shape=tuple(got.shape), max_abs=max_abs,
-                         max_logit=scale, rel=rel, ok=ok_shape and rel <= rtol))
+        rows.append(
+            dict(
+                shape=(n, h, w),
+                out_shape=tuple(got.shape),
+                max_abs=max_abs,
+                max_logit=scale,
+                rel=rel,
+                ok=ok_shape and rel <= rtol))
     return rows
 
 
@@ -349,20 +377,34 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
-    parser.add_argument('--opset', type=int, default=None,
-                        help="ONNX opset, 17 or more (default: torch's exporter's, 20 with "
-                        'torch 2.13)')
-    parser.add_argument('--shape', type=int, nargs=2, default=(500, 500), metavar=('H', 'W'),
-                        help='example input size for tracing (default 500 500); the graph '
-                        'takes any size')
-    parser.add_argument('--check-shapes', nargs='+', metavar='[N]xHxW',
-                        help='sizes to check with onnxruntime (default: the traced size, '
-                        '375x500, 2x97x131, 1x1)')
-    parser.add_argument('--rtol', type=float, default=1e-4,
-                        help='max allowed |onnx - torch| / max|logit| (default 1e-4)')
+    parser.add_argument(
+        '--opset',
+        type=int,
+        default=None,
+        help="ONNX opset, 17 or more (default: torch's exporter's, 20 with "
+        'torch 2.13)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=(500, 500),
+        metavar=('H', 'W'),
+        help='example input size for tracing (default 500 500); the graph '
+        'takes any size')
+    parser.add_argument(
+        '--check-shapes',
+        nargs='+',
+        metavar='[N]xHxW',
+        help='sizes to check with onnxruntime (default: the traced size, '
+        '375x500, 2x97x131, 1x1)')
+    parser.add_argument(
+        '--rtol',
+        type=float,
+        default=1e-4,
+        help='max allowed |onnx - torch| / max|logit| (default 1e-4)')
     parser.add_argument('--static-batch', action='store_true', help='fix the batch to 1')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     parser.add_argument('--verbose', action='store_true', help="the exporter's progress")
     return parser.parse_args(argv)
 
@@ -383,18 +425,23 @@ def run(args) -> int:
     if min(args.shape) < 1:
         raise ExportError(f'--shape {args.shape[0]} {args.shape[1]}: sizes must be positive')
     h, w = args.shape
-    checks = [parse_shape(s) for s in (args.check_shapes or
-                                       [c.format(h=h, w=w) for c in DEFAULT_CHECKS])]
+    checks = [
+        parse_shape(s) for s in (args.check_shapes or [c.format(h=h, w=w) for c in DEFAULT_CHECKS])
+    ]
     require_onnx()
     segmentor = build_model(cfg, args.checkpoint)
     wrapper = ONNXSegmentor(segmentor).eval()
     try:  # the model must run at the traced size
         pytorch_logits(segmentor, random_images(1, h, w, 0))
     except (ValueError, RuntimeError) as e:
-        raise ExportError(f'the model cannot run at --shape {h} {w}: '
-                          + ' '.join(str(e).split())[:300]) from e
-    info = export_onnx(wrapper, args.out, (h, w), args.opset,
-                       dynamic_batch=not args.static_batch, verbose=args.verbose)
+        raise ExportError(f'the model cannot run at --shape {h} {w}: ' +
+                          ' '.join(str(e).split())[:300]) from e
+    info = export_onnx(
+        wrapper,
+        args.out, (h, w),
+        args.opset,
+        dynamic_batch=not args.static_batch,
+        verbose=args.verbose)
     import onnx
     model = onnx.load(args.out, load_external_data=False)
     opset = next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), '?')
@@ -410,8 +457,10 @@ def run(args) -> int:
         checks = [(1, ch, cw) for _, ch, cw in checks]
     rows = check_onnx(args.out, segmentor, checks, args.rtol, min_size=info['min_size'])
     if not print_rows(rows, args.rtol):
-        print(f'{TOOL}: onnxruntime does not match PyTorch within {args.rtol:g} x max|logit| '
-              '(or no size could be checked)', file=sys.stderr)
+        print(
+            f'{TOOL}: onnxruntime does not match PyTorch within {args.rtol:g} x max|logit| '
+            '(or no size could be checked)',
+            file=sys.stderr)
         return 1
     return 0
 

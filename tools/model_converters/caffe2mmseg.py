@@ -26,22 +26,22 @@ import torch
 from mmseg.datasets import PascalVOCDataset
 
 from fcn_plugin.converters.caffe_proto import CaffeModelError, read_caffemodel
-from fcn_plugin.utils.io import atomic_torch_save
 from fcn_plugin.converters.plain_fcn import VGG16_STAGES
 from fcn_plugin.converters.torchfcn_keys import FINAL_UPSAMPLING, HEAD, TRUNK, torchfcn_to_mmseg
 from fcn_plugin.converters.vgg_keys import DEPTH_BY_CONVS, vgg_to_backbone
+from fcn_plugin.utils.io import atomic_torch_save
 
 VARIANTS = ('auto', '32s', '16s', '8s', '8s-atonce', 'vgg16')
-VGG16_TRUNK = [f'conv{s}_{i}' for s, n in enumerate(VGG16_STAGES, start=1)
-               for i in range(1, n + 1)] + ['fc6', 'fc7']
+VGG16_TRUNK = [
+    f'conv{s}_{i}' for s, n in enumerate(VGG16_STAGES, start=1) for i in range(1, n + 1)
+] + ['fc6', 'fc7']
 # The head layers of each reference net (pytorch-fcn's names, the keys of torchfcn_keys.HEAD).
 FCN_HEADS = {
     '32s': ('score_fr', 'upscore'),
     '16s': ('score_fr', 'upscore2', 'score_pool4', 'upscore16'),
     '8s': ('score_fr', 'upscore2', 'score_pool4', 'upscore_pool4', 'score_pool3', 'upscore8'),
 }
-DECONV_KERNELS = {'upscore': 64, 'upscore16': 32, 'upscore8': 16, 'upscore2': 4,
-                  'upscore_pool4': 4}
+DECONV_KERNELS = {'upscore': 64, 'upscore16': 32, 'upscore8': 16, 'upscore2': 4, 'upscore_pool4': 4}
 # The at-once net's fixed Scale layers (FCNSkipHead's skip_scales in the fcn8s-atonce config).
 ATONCE_SCALES = {'scale_pool4': 0.01, 'scale_pool3': 0.0001}
 CLASSIFIER_ONLY = ('fc8', )  # ImageNet's classifier: dropped
@@ -113,11 +113,10 @@ def fcn_checkpoint(layers, src, variant):
     missing = [name for name in expected if name not in by_name]
     extra = [name for name in by_name if name not in expected and name not in ATONCE_SCALES]
     if missing or extra:
-        raise ConversionError(
-            f'{src}: not the reference FCN-{detected} (VGG16): '
-            + (f'missing layers {missing} (is the file truncated?)' if missing else '')
-            + ('; ' if missing and extra else '')
-            + (f'layers {extra} do not belong to it' if extra else ''))
+        raise ConversionError(f'{src}: not the reference FCN-{detected} (VGG16): ' + (
+            f'missing layers {missing} (is the file truncated?)' if missing else '') +
+                              ('; ' if missing and extra else '') +
+                              (f'layers {extra} do not belong to it' if extra else ''))
     if scales:
         if detected != '8s':
             raise ConversionError(f'{src}: at-once scale layers {scales} in an FCN-{detected} '
@@ -150,10 +149,9 @@ def fcn_checkpoint(layers, src, variant):
         channels = weight.shape[0] if name.startswith('conv') else channels
         is_deconv = name in DECONV_KERNELS
         if (bias is None) != is_deconv:
-            raise ConversionError(
-                f'{src}: {name!r} has {len(layer.blobs)} blob(s); expected '
-                + ('only a weight (the fixed upsampling has no bias)' if is_deconv
-                   else 'a weight and a bias'))
+            raise ConversionError(f'{src}: {name!r} has {len(layer.blobs)} blob(s); expected ' +
+                                  ('only a weight (the fixed upsampling has no bias)'
+                                   if is_deconv else 'a weight and a bias'))
         state[f'{name}.weight'] = weight
         if bias is not None:
             state[f'{name}.bias'] = bias
@@ -218,10 +216,11 @@ def convert(src, dst, variant='auto'):
         print(describe(layer))
     skipped = collections.Counter(layer.type or '?' for layer in net.layers if not layer.blobs)
     if skipped:
-        print('without parameters (skipped): '
-              + ', '.join(f'{t} x{n}' for t, n in sorted(skipped.items())))
-    repeated = sorted({n for n, c in collections.Counter(
-        layer.name for layer in with_blobs).items() if c > 1})
+        print('without parameters (skipped): ' + ', '.join(f'{t} x{n}'
+                                                           for t, n in sorted(skipped.items())))
+    repeated = sorted(
+        {n
+         for n, c in collections.Counter(layer.name for layer in with_blobs).items() if c > 1})
     if repeated:
         raise ConversionError(f'{src}: several layers with parameters are named {repeated}')
     names = {layer.name for layer in with_blobs}
@@ -248,8 +247,8 @@ def convert(src, dst, variant='auto'):
             raise ConversionError(f'{src}: --variant vgg16 given, but the net is {found}')
         variant = found
         dropped = [name for name in CLASSIFIER_ONLY if name in names]
-        what = (f'{variant.upper()} classifier (fc6/fc7 as 7x7/1x1 convolutions'
-                + (f', {"/".join(dropped)} dropped' if dropped else '') + ')')
+        what = (f'{variant.upper()} classifier (fc6/fc7 as 7x7/1x1 convolutions' +
+                (f', {"/".join(dropped)} dropped' if dropped else '') + ')')
     else:
         raise ConversionError(
             f'{src}: neither an FCN (score_fr, upscore*) nor the VGG16 classifier (conv*, fc6, '
@@ -263,8 +262,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='Caffe .caffemodel (binary NetParameter)')
     parser.add_argument('dst', help='output mmseg checkpoint')
-    parser.add_argument('--variant', choices=VARIANTS, default='auto',
-                        help='fail unless the net is this one (default: detect it)')
+    parser.add_argument(
+        '--variant',
+        choices=VARIANTS,
+        default='auto',
+        help='fail unless the net is this one (default: detect it)')
     args = parser.parse_args(argv)
     try:
         convert(args.src, args.dst, args.variant)

@@ -11,9 +11,9 @@ import argparse
 
 from mmseg.datasets import PascalVOCDataset
 
+from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
 from fcn_plugin.utils.checkpoint_safety import refuse_unloadable
 from fcn_plugin.utils.io import atomic_torch_save, load_weights_only
-from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
 
 
 def main(argv=None):

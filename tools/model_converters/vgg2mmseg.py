@@ -11,9 +11,9 @@ mean/std (configs/*tvweights*).
 """
 import argparse
 
+from fcn_plugin.converters.vgg_keys import vgg_to_backbone
 from fcn_plugin.utils.checkpoint_safety import refuse_unloadable
 from fcn_plugin.utils.io import atomic_torch_save, load_weights_only
-from fcn_plugin.converters.vgg_keys import vgg_to_backbone
 
 
 def main(argv=None):
@@ -22,8 +22,7 @@ def main(argv=None):
     parser.add_argument('dst', help='output backbone checkpoint')
     args = parser.parse_args(argv)
     state_dict = vgg_to_backbone(load_weights_only(args.src, 'VGG checkpoint'))
-    atomic_torch_save({'state_dict': state_dict, 'meta': {'converted_from': args.src}},
-                      args.dst)
+    atomic_torch_save({'state_dict': state_dict, 'meta': {'converted_from': args.src}}, args.dst)
     print(f'wrote {len(state_dict)} tensors to {args.dst}')
 
 

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from ...utils.checkpoint_fit import attach_checkpoint_fit
+from ...utils.torch_compat import autocast_enabled, is_compiling
 from ..layers.coord_map import CoordMap
 from ..layers.core_window import LayerShape, min_input_size
 from ..layers.feature_maps import FeatureMaps
-from ...utils.checkpoint_fit import attach_checkpoint_fit
-from ...utils.torch_compat import autocast_enabled, is_compiling
 from .vgg_core_forward import ZeroImageMaps, core_forward
 
 
@@ -164,8 +164,10 @@ class VGG(BaseModule):
         """The conv/pool layers up to the last output, and the indices of the outputs."""
         layers, keep = [], []
         for index, names in enumerate(self.stage_modules):
-            layers += [getattr(self, n) for n in names
-                       if isinstance(getattr(self, n), (nn.Conv2d, nn.MaxPool2d))]
+            layers += [
+                getattr(self, n) for n in names
+                if isinstance(getattr(self, n), (nn.Conv2d, nn.MaxPool2d))
+            ]
             if index in self.out_indices:
                 keep.append(len(layers) - 1)
             if index == self.out_indices[-1]:

@@ -120,8 +120,7 @@ class ZeroImageMaps:
     @staticmethod
     def compute(layers, shapes, depth, keep, small, like) -> Dict[int, tuple]:
         margin = shapes[0].padding
-        t = like.new_zeros(1, layers[0].in_channels, small[0] + 2 * margin,
-                           small[1] + 2 * margin)
+        t = like.new_zeros(1, layers[0].in_channels, small[0] + 2 * margin, small[1] + 2 * margin)
         steps = [plan_axis(shapes, s) for s in small]
         maps = {}
         for index, layer in enumerate(layers[:depth]):
@@ -136,8 +135,11 @@ def stretch(t: torch.Tensor, dim: int, repeat_at: int, size: int) -> torch.Tenso
     extra = size - t.shape[dim]
     if extra == 0:
         return t
-    index = torch.cat([torch.arange(repeat_at + 1), torch.full((extra, ), repeat_at),
-                       torch.arange(repeat_at + 1, t.shape[dim])]).to(t.device)
+    index = torch.cat([
+        torch.arange(repeat_at + 1),
+        torch.full((extra, ), repeat_at),
+        torch.arange(repeat_at + 1, t.shape[dim])
+    ]).to(t.device)
     return t.index_select(dim, index)
 
 

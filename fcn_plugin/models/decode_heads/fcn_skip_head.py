@@ -77,8 +77,8 @@ class FCNSkipHead(BaseDecodeHead):
         with warnings.catch_warnings():
             # Binary segmentation is num_classes=2 here: two score channels and a softmax, as in
             # the FCN paper; mmseg's suggestion of out_channels=1 (sigmoid) does not apply.
-            warnings.filterwarnings('ignore', message='For binary segmentation, we suggest',
-                                    category=UserWarning)
+            warnings.filterwarnings(
+                'ignore', message='For binary segmentation, we suggest', category=UserWarning)
             super().__init__(
                 in_channels=list(in_channels),
                 channels=channels or in_channels[-1],
@@ -94,9 +94,9 @@ class FCNSkipHead(BaseDecodeHead):
                              'values, one per input')
         if in_coord_maps is not None and len(in_coord_maps) != num_levels:
             raise ValueError(f'FCNSkipHead: in_coord_maps needs {num_levels} (stride, offset)')
-        self.in_coord_maps = tuple(
-            CoordMap.of(*m) for m in in_coord_maps) if in_coord_maps is not None else tuple(
-                CoordMap.of(s) for s in self.in_strides)
+        self.in_coord_maps = tuple(CoordMap.of(*m)
+                                   for m in in_coord_maps) if in_coord_maps is not None else tuple(
+                                       CoordMap.of(s) for s in self.in_strides)
         skip_scales = tuple(skip_scales) if skip_scales is not None else (1.0, ) * (num_levels - 1)
         if len(skip_scales) != num_levels - 1:
             raise ValueError(f'FCNSkipHead: skip_scales={skip_scales} needs {num_levels - 1} '
@@ -105,8 +105,8 @@ class FCNSkipHead(BaseDecodeHead):
         strides = self.in_strides
         factors = [strides[i] // strides[i - 1] for i in range(num_levels - 1, 0, -1)]
         factors.append(strides[0])
-        if any(f < 1 for f in factors) or any(
-                strides[i] % strides[i - 1] for i in range(1, num_levels)):
+        if any(f < 1 for f in factors) or any(strides[i] % strides[i - 1]
+                                              for i in range(1, num_levels)):
             raise ValueError(f'FCNSkipHead: in_strides={strides} must increase by whole factors')
         self.auto_kernels = upsample_kernel_sizes is None
         kernels = tuple(upsample_kernel_sizes or (2 * f for f in factors))
@@ -123,8 +123,7 @@ class FCNSkipHead(BaseDecodeHead):
                 upsample_kernel_size=kernels[j],
                 learnable_upsample=learnable_upsample)
             for j, i in enumerate(range(num_levels - 2, -1, -1)))
-        self.upsample = BilinearUpsample(num_classes, factors[-1], kernels[-1],
-                                         learnable_upsample)
+        self.upsample = BilinearUpsample(num_classes, factors[-1], kernels[-1], learnable_upsample)
         self._zero_score()
 
     def _zero_score(self) -> None:
@@ -181,8 +180,8 @@ class FCNSkipHead(BaseDecodeHead):
         for fusion, feat, fine_map, kernel in zip(self.fusions, reversed(feats[:-1]),
                                                   plan.fine_maps, plan.kernels):
             scores, cmap = fusion(scores, feat, cmap, fine_map, kernel)
-        return crop_to_input(self.upsample(scores, plan.kernels[-1]),
-                             CoordMap(1, plan.final_offset), input_size)
+        return crop_to_input(
+            self.upsample(scores, plan.kernels[-1]), CoordMap(1, plan.final_offset), input_size)
 
     def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
         """The input size is the padded labels' (the batch's) unless the backbone gave it."""

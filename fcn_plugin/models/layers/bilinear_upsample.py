@@ -38,7 +38,10 @@ class BilinearUpsample(nn.Module):
     Shapes: ``(N, C, h, w) -> (N, C, (h - 1) * stride + k, (w - 1) * stride + k)``.
     """
 
-    def __init__(self, channels: int, stride: int, kernel_size: int = None,
+    def __init__(self,
+                 channels: int,
+                 stride: int,
+                 kernel_size: int = None,
                  learnable: bool = False):
         super().__init__()
         self.channels = channels
@@ -93,8 +96,8 @@ class BilinearUpsample(nn.Module):
         if not torch.is_grad_enabled() and not is_compiling():
             diagonal = self._diagonal()
             if diagonal is not None:
-                return F.conv_transpose2d(x, diagonal.to(x.dtype), stride=self.stride,
-                                          groups=self.channels)
+                return F.conv_transpose2d(
+                    x, diagonal.to(x.dtype), stride=self.stride, groups=self.channels)
         return F.conv_transpose2d(x, self.weight, stride=self.stride)
 
     def extra_repr(self) -> str:

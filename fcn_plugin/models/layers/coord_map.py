@@ -35,7 +35,10 @@ class CoordMap(NamedTuple):
     def of(cls, stride: Number, offset: Number = 0) -> 'CoordMap':
         return cls(Fraction(stride), Fraction(offset))
 
-    def then_conv(self, kernel_size: int, stride: int = 1, padding: int = 0,
+    def then_conv(self,
+                  kernel_size: int,
+                  stride: int = 1,
+                  padding: int = 0,
                   dilation: int = 1) -> 'CoordMap':
         """The map of the output of a convolution or pooling applied to this map's blob."""
         extent = (kernel_size - 1) * dilation + 1
@@ -54,8 +57,7 @@ class CoordMap(NamedTuple):
                                       _pair(layer.padding))
             return self.then_deconv(k, s, p)
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            k, s, p = (_pair(layer.kernel_size)[0], _pair(layer.stride)[0],
-                       _pair(layer.padding)[0])
+            k, s, p = (_pair(layer.kernel_size)[0], _pair(layer.stride)[0], _pair(layer.padding)[0])
             d = _pair(getattr(layer, 'dilation', 1))[0]
             return self.then_conv(k, s, p, d)
         if hasattr(layer, 'coord_map_through'):

@@ -42,6 +42,7 @@ class LayerShape(NamedTuple):
 
     @classmethod
     def of(cls, layer: nn.Module) -> 'LayerShape':
+
         def first(v):
             return v[0] if isinstance(v, (tuple, list)) else v
 
@@ -50,8 +51,9 @@ class LayerShape(NamedTuple):
                 raise ValueError(f'{layer}: dilated or grouped convolutions are not planned')
         elif not isinstance(layer, nn.MaxPool2d) or first(layer.dilation) != 1:
             raise ValueError(f'{layer}: only Conv2d and MaxPool2d layers are planned')
-        return cls(first(layer.kernel_size), first(layer.stride), first(layer.padding),
-                   bool(getattr(layer, 'ceil_mode', False)))
+        return cls(
+            first(layer.kernel_size), first(layer.stride), first(layer.padding),
+            bool(getattr(layer, 'ceil_mode', False)))
 
     def output_size(self, size: int) -> int:
         span = size + 2 * self.padding - self.kernel
@@ -109,8 +111,8 @@ def plan_axis(layers: Tuple[LayerShape, ...], image_size: int) -> Tuple[AxisStep
         out_size = layer.output_size(size)
         out_core = layer.touching(core, out_size)
         needed = layer.reads(out_core)
-        windowable = (interior.start <= needed.start and needed.stop <= interior.stop
-                      and out_core.length > 0)
+        windowable = (
+            interior.start <= needed.start and needed.stop <= interior.stop and out_core.length > 0)
         out_interior = layer.inside(interior, out_size)
         steps.append(AxisStep(out_size, out_core, out_interior, needed, windowable))
         size, core, interior = out_size, out_core, out_interior

@@ -16,8 +16,8 @@ def _as_index(value, what: str) -> int:
     return int(value)
 
 
-def common_window(a: CoordMap, size_a: int, b: CoordMap, size_b: int
-                  ) -> Tuple[int, int, int, CoordMap]:
+def common_window(a: CoordMap, size_a: int, b: CoordMap,
+                  size_b: int) -> Tuple[int, int, int, CoordMap]:
     """Where two blobs of one stride overlap on the image, along one axis.
 
     Returns ``(start_a, start_b, length, map)``: the overlap is ``a[start_a:start_a + length]`` and
@@ -39,8 +39,9 @@ def window_start(a: CoordMap, b: CoordMap) -> Tuple[int, int, CoordMap]:
     if a.stride != b.stride:
         raise ValueError(f'cannot overlap grids of strides {a.stride} and {b.stride}')
     start = max(a.offset, b.offset)
-    return (_as_index((start - a.offset) / a.stride, 'crop'),
-            _as_index((start - b.offset) / b.stride, 'crop'), CoordMap(a.stride, start))
+    return (_as_index((start - a.offset) / a.stride,
+                      'crop'), _as_index((start - b.offset) / b.stride,
+                                         'crop'), CoordMap(a.stride, start))
 
 
 def input_crop_start(cmap: CoordMap) -> int:

@@ -30,18 +30,22 @@ def nnpack_available() -> bool:
 def use_nnpack(x: torch.Tensor, weight: torch.Tensor, padding: int) -> bool:
     # (NNPACK crashes the process, SIGFPE, on an input smaller than the kernel: F.conv2d raises)
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and x.dim() == 4 and padding < min(weight.shape[-2:]) and
-            min(x.shape[-2:]) + 2 * padding >= max(weight.shape[-2:]) and nnpack_available())
+            and x.dim() == 4 and padding < min(weight.shape[-2:])
+            and min(x.shape[-2:]) + 2 * padding >= max(weight.shape[-2:]) and nnpack_available())
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+def conv2d(x: torch.Tensor,
+           weight: torch.Tensor,
+           bias: Optional[torch.Tensor],
            padding: int = 0) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, padding=padding)`` (stride 1), through NNPACK where it can."""
     if use_nnpack(x, weight, padding):
         weight = weight.contiguous()
         # one image at a time: NNPACK's batched algorithm is 2-5x slower here than its
         # single-image inference one (measured at batch 2)
-        outs = [torch._nnpack_spatial_convolution(image.contiguous(), weight, bias,
-                                                  [padding, padding]) for image in x.split(1)]
+        outs = [
+            torch._nnpack_spatial_convolution(image.contiguous(), weight, bias, [padding, padding])
+            for image in x.split(1)
+        ]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
     return F.conv2d(x, weight, bias, padding=padding)

@@ -21,7 +21,9 @@ class FeatureMaps(tuple):
     coord_maps: Optional[Tuple[CoordMap, ...]]
     input_size: Optional[Tuple[int, int]]
 
-    def __new__(cls, maps: Sequence[torch.Tensor], coord_maps: Sequence[CoordMap] = None,
+    def __new__(cls,
+                maps: Sequence[torch.Tensor],
+                coord_maps: Sequence[CoordMap] = None,
                 input_size: Sequence[int] = None):
         self = super().__new__(cls, maps)
         if coord_maps is not None and len(coord_maps) != len(self):

@@ -70,7 +70,9 @@ class SkipFusion(BaseModule):
         unscaled = F.conv2d(fine, self.score.weight)
         return unscaled.float() * self.skip_scale + self.score.bias.float().view(1, -1, 1, 1)
 
-    def forward(self, coarse: torch.Tensor, fine: torch.Tensor,
+    def forward(self,
+                coarse: torch.Tensor,
+                fine: torch.Tensor,
                 coarse_map: Optional[CoordMap] = None,
                 fine_map: Optional[CoordMap] = None,
                 kernel_size: Optional[int] = None) -> Tuple[torch.Tensor, CoordMap]:

@@ -30,22 +30,25 @@ def _misalignment(offset: Fraction, stride: Fraction) -> Fraction:
 
 
 def _choose(kernel: int, factor: int, auto: bool, misfit) -> int:
-    candidates = [kernel] + ([2 * factor - 1 if kernel == 2 * factor else 2 * factor]
-                             if auto else [])
+    candidates = [kernel
+                  ] + ([2 * factor - 1 if kernel == 2 * factor else 2 * factor] if auto else [])
     for k in candidates:
         if misfit(k) == 0:
             return k
     return kernel
 
 
-def plan_upsampling(maps: Sequence[CoordMap], upsamplers: Sequence, auto: bool,
+def plan_upsampling(maps: Sequence[CoordMap],
+                    upsamplers: Sequence,
+                    auto: bool,
                     what: str = 'FCNSkipHead') -> UpsamplingPlan:
     """``maps``: the inputs' maps, fine to coarse; ``upsamplers``: the fusions' upsamplings
     (coarse to fine), then the final one (:class:`BilinearUpsample` s)."""
     cmap, kernels, fine_maps = maps[-1], [], []
     for up, fine in zip(upsamplers[:-1], reversed(maps[:-1])):
-        k = _choose(up.kernel_size, up.stride, auto, lambda k: _misalignment(
-            fine.offset - cmap.then_deconv(k, up.stride).offset, fine.stride))
+        k = _choose(
+            up.kernel_size, up.stride, auto, lambda k: _misalignment(
+                fine.offset - cmap.then_deconv(k, up.stride).offset, fine.stride))
         up_map = cmap.then_deconv(k, up.stride)
         off = _misalignment(fine.offset - up_map.offset, fine.stride)
         if off and auto:

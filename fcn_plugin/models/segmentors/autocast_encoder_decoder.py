@@ -36,8 +36,12 @@ class AutocastEncoderDecoder(EncoderDecoder):
     ``--precision``/``--channels-last`` flags, or with ``init_model(..., cfg_options=...)``.
     """
 
-    def __init__(self, *args, inference_precision: str = 'fp32', channels_last: bool = False,
-                 checkpoint_fit: str = 'strict', **kwargs):
+    def __init__(self,
+                 *args,
+                 inference_precision: str = 'fp32',
+                 channels_last: bool = False,
+                 checkpoint_fit: str = 'strict',
+                 **kwargs):
         super().__init__(*args, **kwargs)
         attach_checkpoint_fit(self, checkpoint_fit)
         if inference_precision not in PRECISIONS:

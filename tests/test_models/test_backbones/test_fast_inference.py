@@ -5,17 +5,17 @@ import pytest
 import torch
 import torch.nn as nn
 
+from fcn_plugin.converters.plain_fcn import VARIANTS, PlainFCN
+from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
 from fcn_plugin.models import VGG
 from fcn_plugin.models.backbones import vgg_core_forward
 from fcn_plugin.models.layers import core_window, fast_conv
 from fcn_plugin.models.layers.bilinear_upsample import BilinearUpsample
-from fcn_plugin.converters.plain_fcn import VARIANTS, PlainFCN
-from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-SIZES = [(1, 1), (1, 7), (2, 3), (5, 5), (16, 16), (17, 33), (31, 32), (32, 32), (33, 31),
-         (64, 48), (97, 131), (100, 1)]
+SIZES = [(1, 1), (1, 7), (2, 3), (5, 5), (16, 16), (17, 33), (31, 32), (32, 32), (33, 31), (64, 48),
+         (97, 131), (100, 1)]
 
 
 def random_vgg(**kwargs):
@@ -30,8 +30,8 @@ def random_vgg(**kwargs):
 
 def max_rel_diff(outs, refs):
     assert [o.shape for o in outs] == [r.shape for r in refs]
-    return max(float((o - r).abs().max() / r.abs().max().clamp_min(1e-12))
-               for o, r in zip(outs, refs))
+    return max(
+        float((o - r).abs().max() / r.abs().max().clamp_min(1e-12)) for o, r in zip(outs, refs))
 
 
 def both_paths(model, x):
@@ -78,8 +78,9 @@ def test_cores_alone_are_exact_to_rounding(size, monkeypatch):
 
 
 def test_small_padding_and_other_depths():
-    for kwargs, sizes in ((dict(first_conv_padding=16, fc6_kernel_size=3), [(40, 40), (35, 61)]),
-                          (dict(depth=11), [(37, 53)]),
+    for kwargs, sizes in ((dict(first_conv_padding=16,
+                                fc6_kernel_size=3), [(40, 40),
+                                                     (35, 61)]), (dict(depth=11), [(37, 53)]),
                           (dict(first_conv_padding=1), [(224, 229)])):  # no margin: plain path
         model = random_vgg(**kwargs)
         for size in sizes:
@@ -144,8 +145,13 @@ def test_full_networks_match_plain_module(variant, assert_matches_plain):
                 p.copy_(torch.randn(p.shape) * (0.2 if p.dim() > 1 else 0.05))
     cfg = Config.fromfile(f'{ROOT}/configs/_base_/models/fcn{variant}_vgg16.py').model
     cfg.backbone.update(base_channels=4, fc_channels=16)
-    cfg.decode_head.update(num_classes=5, in_channels=tuple(
-        {256: 16, 512: 32, 4096: 16}[c] for c in cfg.decode_head.in_channels))
+    cfg.decode_head.update(
+        num_classes=5,
+        in_channels=tuple({
+            256: 16,
+            512: 32,
+            4096: 16
+        }[c] for c in cfg.decode_head.in_channels))
     model = MODELS.build(cfg).eval()
     model.load_state_dict(torchfcn_to_mmseg(plain.state_dict())[0])
     assert_matches_plain(model, plain, ((1, 1), (23, 41), (64, 64)))

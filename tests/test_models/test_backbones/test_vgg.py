@@ -42,8 +42,7 @@ def test_one_pixel_input():
 
 
 def test_plain_padding_and_base_channels():
-    model = VGG(depth=11, base_channels=4, first_conv_padding=1, with_fc=False,
-                out_indices=(4, ))
+    model = VGG(depth=11, base_channels=4, first_conv_padding=1, with_fc=False, out_indices=(4, ))
     out = model(torch.randn(1, 3, 64, 48))
     assert out[0].shape == (1, 32, 2, 2) and out.coord_maps[0].stride == 32
 

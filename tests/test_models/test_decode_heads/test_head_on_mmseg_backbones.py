@@ -10,28 +10,49 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 BACKBONES = {
-    'resnet': (dict(type='ResNetV1c', depth=18, num_stages=4, out_indices=(0, 1, 2, 3),
-                    dilations=(1, 1, 1, 1), strides=(1, 2, 2, 2)), (128, 256, 512), (1, 2, 3)),
-    'mit': (dict(type='MixVisionTransformer', in_channels=3, embed_dims=16, num_stages=4,
-                 num_layers=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), patch_sizes=(7, 3, 3, 3),
-                 sr_ratios=(8, 4, 2, 1), out_indices=(0, 1, 2, 3)), (32, 64, 128), (1, 2, 3)),
-    'swin': (dict(type='SwinTransformer', embed_dims=16, depths=(1, 1, 1, 1),
-                  num_heads=(1, 2, 4, 8), window_size=7, out_indices=(0, 1, 2, 3)),
-             (32, 64, 128), (1, 2, 3)),
-    'mobilenetv2': (dict(type='MobileNetV2', widen_factor=0.5, out_indices=(2, 4, 6)),
-                    (16, 48, 160), (0, 1, 2)),
+    'resnet': (dict(
+        type='ResNetV1c',
+        depth=18,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        dilations=(1, 1, 1, 1),
+        strides=(1, 2, 2, 2)), (128, 256, 512), (1, 2, 3)),
+    'mit': (dict(
+        type='MixVisionTransformer',
+        in_channels=3,
+        embed_dims=16,
+        num_stages=4,
+        num_layers=(1, 1, 1, 1),
+        num_heads=(1, 2, 4, 8),
+        patch_sizes=(7, 3, 3, 3),
+        sr_ratios=(8, 4, 2, 1),
+        out_indices=(0, 1, 2, 3)), (32, 64, 128), (1, 2, 3)),
+    'swin': (dict(
+        type='SwinTransformer',
+        embed_dims=16,
+        depths=(1, 1, 1, 1),
+        num_heads=(1, 2, 4, 8),
+        window_size=7,
+        out_indices=(0, 1, 2, 3)), (32, 64, 128), (1, 2, 3)),
+    'mobilenetv2': (dict(type='MobileNetV2', widen_factor=0.5,
+                         out_indices=(2, 4, 6)), (16, 48, 160), (0, 1, 2)),
 }
 
 
 def build(backbone, in_channels, in_index, **head):
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='EncoderDecoder',
-        data_preprocessor=dict(type='PadSegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1]),
-        backbone=backbone,
-        decode_head=dict(type='FCNSkipHead', in_channels=in_channels, in_index=in_index,
-                         num_classes=3, **head),
-        test_cfg=ConfigDict(mode='whole')))
+    model = MODELS.build(
+        dict(
+            type='EncoderDecoder',
+            data_preprocessor=dict(type='PadSegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1]),
+            backbone=backbone,
+            decode_head=dict(
+                type='FCNSkipHead',
+                in_channels=in_channels,
+                in_index=in_index,
+                num_classes=3,
+                **head),
+            test_cfg=ConfigDict(mode='whole')))
     with torch.no_grad():
         for name, p in model.decode_head.named_parameters():
             if 'score' in name or 'conv_seg' in name:
@@ -72,8 +93,8 @@ def test_swin_with_its_declared_grids_uses_the_paper_kernels():
     """Swin's 4x4 patch embedding puts stride-s maps at x = s * i + (s - 1) / 2 ... declared,
     the even kernels align them exactly; undeclared (assumed centred) the odd ones are used."""
     backbone, channels, index = BACKBONES['swin']
-    declared = build(backbone, channels, index,
-                     in_coord_maps=((8, 3.5), (16, 7.5), (32, 15.5))).decode_head
+    declared = build(
+        backbone, channels, index, in_coord_maps=((8, 3.5), (16, 7.5), (32, 15.5))).decode_head
     plan = declared._plan(declared.in_coord_maps)
     assert plan.kernels == [None, None, None]  # 4, 4, 16
     assumed = build(backbone, channels, index).decode_head

@@ -50,8 +50,8 @@ def test_coord_map_reproduces_caffe_offsets():
     assert fc7 == CoordMap.of(32, 12.5)
     assert -fc7.then_deconv(64, 32).offset == 19
     # the same through real modules
-    layers = [nn.Conv2d(1, 1, 3, padding=100)] + [nn.MaxPool2d(2, 2, ceil_mode=True)] * 5 + [
-        nn.Conv2d(1, 1, 7)]
+    layers = [nn.Conv2d(1, 1, 3, padding=100)
+              ] + [nn.MaxPool2d(2, 2, ceil_mode=True)] * 5 + [nn.Conv2d(1, 1, 7)]
     assert CoordMap.of(1).through(layers) == fc7
 
 

@@ -3,9 +3,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmseg.registry import MODELS, TASK_UTILS
 
 import fcn_plugin  # noqa: F401
-from mmseg.registry import MODELS, TASK_UTILS
 
 
 def build(**kwargs):
@@ -47,14 +47,17 @@ def test_bad_keep_prob(p):
 
 def test_head_with_sampler_sums_loss_over_kept_pixels_only():
     head_cfg = dict(
-        type='FCNSkipHead', in_channels=(8, ), in_index=(0, ), num_classes=3,
+        type='FCNSkipHead',
+        in_channels=(8, ),
+        in_index=(0, ),
+        num_classes=3,
         loss_decode=dict(type='CrossEntropyLoss', reduction='sum'))
     plain = MODELS.build(head_cfg)
-    sampled = MODELS.build(dict(head_cfg, sampler=dict(type='SpatialPixelSampler',
-                                                       keep_prob=0.5, cell_size=8)))
+    sampled = MODELS.build(
+        dict(head_cfg, sampler=dict(type='SpatialPixelSampler', keep_prob=0.5, cell_size=8)))
     assert type(sampled.sampler).__name__ == 'SpatialPixelSampler'
-    from mmseg.structures import SegDataSample
     from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
     torch.manual_seed(0)
     logits = torch.randn(1, 3, 64, 64)
     sample = SegDataSample()

@@ -86,8 +86,9 @@ def learnable(model):
                                                   ('8s-atonce', 134_362_751, 127_008)])
 def test_reference_parameter_counts(variant, params, fixed, repo_root):
     with torch.device('meta'):
-        model = MODELS.build(Config.fromfile(
-            osp.join(repo_root, f'configs/_base_/models/fcn{variant}_vgg16.py')).model)
+        model = MODELS.build(
+            Config.fromfile(osp.join(repo_root,
+                                     f'configs/_base_/models/fcn{variant}_vgg16.py')).model)
     assert learnable(model) == params
     buffers = dict(model.named_buffers())
     assert sum(b.numel() for n, b in buffers.items() if 'upsample' in n) == fixed
@@ -100,9 +101,11 @@ def test_fixed_upsampling_not_trained_and_not_in_optimizer(build, preprocess):
         for conv in [model.decode_head.conv_seg] + [f.score for f in model.decode_head.fusions]:
             conv.weight.normal_(std=0.1)
     model.train()
-    wrapper = build_optim_wrapper(model, dict(
-        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
-        paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0)))
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
+            paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0)))
     optimized = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
     ups = [model.decode_head.upsample] + [f.upsample for f in model.decode_head.fusions]
     assert not any(id(u.weight) in optimized for u in ups)

@@ -28,8 +28,10 @@ def test_fcn16s_from_fcn32s_then_fcn8s_from_fcn16s(tmp_path, build, randomize):
     assert 'decode_head.conv_seg.weight' in shared and 'backbone.fc7.weight' in shared
     for key in shared:
         assert torch.equal(fcn16s.state_dict()[key], fcn32s.state_dict()[key]), key
-    assert set(new) == {'decode_head.fusions.0.score.weight', 'decode_head.fusions.0.score.bias',
-                        'decode_head.fusions.0.upsample.weight'}
+    assert set(new) == {
+        'decode_head.fusions.0.score.weight', 'decode_head.fusions.0.score.bias',
+        'decode_head.fusions.0.upsample.weight'
+    }
     assert fcn16s.decode_head.fusions[0].score.weight.abs().sum() == 0
     # the fixed final upsampling is x32 in FCN-32s and x16 here: same name, another shape
     assert fcn16s.decode_head.upsample.weight.shape[-1] == 32
