@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINTED := fcn_plugin tools tests configs
+LINTED := fcn_plugin tools tests configs .dev
 
 .PHONY: setup test lint docs-check demo clean-venv
 
@@ -35,6 +35,11 @@ lint: setup
 	$(BIN)/python -m flake8 $(LINTED)
 	$(BIN)/python -m isort --check-only --diff $(LINTED)
 	$(BIN)/python -m yapf --diff --recursive $(LINTED)
+
+# the commands of README.md and docs/: blocks marked `bash runnable` run on the toy data, the
+# others are checked against the tools' parsers and the configs (.dev/docs_check.py)
+docs-check: setup
+	$(BIN)/python .dev/docs_check.py
 
 demo: setup
 	bash tools/demo.sh

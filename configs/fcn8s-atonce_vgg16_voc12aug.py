@@ -12,9 +12,11 @@ _base_ = [
     './_base_/fcn_runtime.py',
 ]
 data_root = 'data/VOCdevkit/VOC2012'
-prepare_cmd = ('python <mmsegmentation>/tools/dataset_converters/voc_aug.py data/VOCdevkit '
-               'data/VOCdevkit/VOCaug --nproc 8 '
-               '(see mmseg docs/en/user_guides/2_dataset_prepare.md)')
+prepare_cmd = [  # parts joined by spaces (see configs/_base_/datasets/sbd_seg11valid.py)
+    'python', '<mmsegmentation>/tools/dataset_converters/voc_aug.py',
+    'data/VOCdevkit data/VOCdevkit/VOCaug --nproc 8', '(see mmseg',
+    'docs/en/user_guides/2_dataset_prepare.md)'
+]
 # The per-sample data checks of configs/_base_/datasets/sbd_seg11valid.py (a bad file or label
 # value stops with the file named); LoadImageFromFile stays first in test_pipeline (mmseg's
 # inference API replaces the first step).

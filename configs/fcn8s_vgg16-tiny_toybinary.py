@@ -15,9 +15,11 @@ _base_ = ['./fcn8s_vgg16_custom.py']
 # The data: a child sets the nested keys (the parent's top-level variables were used when the
 # parent was read). The head keeps the parent's 2 classes.
 metainfo = dict(classes=('background', 'shape'), palette=[[0, 0, 0], [255, 255, 255]])
-prepare_cmd = ('python tools/dataset_converters/make_toy_voc.py --binary && python '
-               'tools/dataset_converters/masks2labels.py data/toy_binary/masks '
-               'data/toy_binary/labels')
+prepare_cmd = [  # parts joined by spaces (see configs/_base_/datasets/sbd_seg11valid.py)
+    'python tools/dataset_converters/make_toy_voc.py', '--binary &&',
+    'python tools/dataset_converters/masks2labels.py', 'data/toy_binary/masks',
+    'data/toy_binary/labels'
+]
 data = dict(data_root='data/toy_binary', metainfo=metainfo, prepare_cmd=prepare_cmd)
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=data)
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=data)

@@ -6,8 +6,10 @@ runners that train in about a second; ``tools/check_dataset.py``; checks.
 Builders that take arguments are "factory" fixtures: the fixture returns the function, e.g.
 ``def test_x(tmp_path, make_voc, tiny_cfg, build_runner): runner = build_runner(tiny_cfg(...))``.
 """
+import contextlib
 import copy
 import importlib.util
+import io
 import os
 import os.path as osp
 import subprocess
@@ -33,6 +35,25 @@ def mmseg_default_scope():
     init_default_scope('mmseg')
 
 
+@pytest.fixture(autouse=True, scope='session')
+def quick_runners():
+    """Runner builds and checkpoint saves without two costs no test looks at: mmengine formats
+    a config's text with yapf (0.1-1 s a call; a runner calls it 3 times, and once per saved
+    checkpoint), and each dataset it builds calls ``gc.collect()`` (to free memory before
+    serialising its list) on a heap that the session makes large: up to seconds a dataset.
+    Here the config text stays unformatted (still valid Python) and datasets skip the
+    collection."""
+    from types import SimpleNamespace
+
+    from mmengine.config import config
+    from mmengine.dataset import base_dataset
+    saved = config.FormatCode, base_dataset.gc
+    config.FormatCode = lambda text, **kwargs: (text, False)
+    base_dataset.gc = SimpleNamespace(collect=lambda *args: 0)
+    yield
+    config.FormatCode, base_dataset.gc = saved
+
+
 # ------------------------------------------------------------------ the repository, its tools
 @pytest.fixture(scope='session')
 def repo_root():
@@ -55,15 +76,12 @@ def _exec_module(name, path):
 @pytest.fixture(scope='session')
 def load_tool():
     """``load_tool('dataset_converters/sbd')``: ``tools/dataset_converters/sbd.py`` as a module
-    (once per session), registered in ``sys.modules`` as ``_tool_dataset_converters_sbd``.
-    The tools' ``from _bootstrap import import_plugin`` finds ``tools/_bootstrap.py``, preloaded
-    as module ``_bootstrap`` (as ``python tools/x.py`` finds it on ``sys.path[0]``)."""
+    (once per session; its ``main(argv)`` runs the tool in this process), registered in
+    ``sys.modules`` as ``_tool_dataset_converters_sbd``."""
 
     def load(name):
         module_name = '_tool_' + name.replace('/', '_')
         if module_name not in sys.modules:
-            if '_bootstrap' not in sys.modules:
-                _exec_module('_bootstrap', osp.join(REPO_ROOT, 'tools', '_bootstrap.py'))
             _exec_module(module_name, osp.join(REPO_ROOT, 'tools', f'{name}.py'))
         return sys.modules[module_name]
 
@@ -373,19 +391,22 @@ def toy_binary_child(toy_binary, repo_root):
 
 # ---------------------------------------------------------------- tools/check_dataset.py
 @pytest.fixture(scope='session')
-def check_dataset():
-    """``check_dataset(config, *args)``: ``tools/check_dataset.py`` in a subprocess (its
-    CompletedProcess, output captured as text)."""
+def check_dataset(load_tool):
+    """``check_dataset(config, *args)``: ``tools/check_dataset.py``'s ``main`` in this process,
+    as its command line runs it (user errors end it with one line on stderr); a
+    CompletedProcess with its exit status and output."""
+    from fcn_plugin.utils.tool_errors import run_tool
+    tool = load_tool('check_dataset')
 
     def run(config, *args):
-        return subprocess.run(
-            [sys.executable,
-             osp.join(REPO_ROOT, 'tools', 'check_dataset.py'),
-             str(config), *args],
-            capture_output=True,
-            text=True,
-            cwd=REPO_ROOT,
-            env=dict(os.environ, OMP_NUM_THREADS='1'))
+        argv = [str(config), *map(str, args)]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = run_tool(tool.main, 'tools/check_dataset.py', argv)
+            except SystemExit as stop:
+                code = stop.code
+        return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
     return run
 

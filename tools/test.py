@@ -5,26 +5,18 @@
     bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [args]     # torchrun, --launcher pytorch
     bash tools/slurm_test.sh PARTITION JOB CONFIG CHECKPOINT [args]
 
-As ``tools/train.py``: imports ``fcn_plugin``, runs on the CPU without edits when there is no
-CUDA (``gloo`` process group, DDP without device ids), ``nccl`` on GPUs.
+The work is :func:`fcn_plugin.apis.test`; as ``tools/train.py`` it runs on the CPU without
+edits when there is no CUDA (``gloo`` process group, DDP without device ids), ``nccl`` on GPUs.
 """
 import argparse
-import os.path as osp
 
-from _bootstrap import import_plugin  # first: it quiets the pkg_resources warning
-from mmengine.runner import Runner
-
-import_plugin()
-
-from fcn_plugin.utils.config_vars import load_config  # noqa: E402
-from fcn_plugin.utils.inference_options import add_inference_args  # noqa: E402
-from fcn_plugin.utils.inference_options import apply_inference_args
-from fcn_plugin.utils.launch import parse_runner_args  # noqa: E402
-from fcn_plugin.utils.launch import add_runner_args, prepare_distributed
-from fcn_plugin.utils.tool_errors import run_tool  # noqa: E402
+from fcn_plugin.apis import test
+from fcn_plugin.utils.inference_options import add_inference_args
+from fcn_plugin.utils.launch import add_runner_args, parse_runner_args
+from fcn_plugin.utils.tool_errors import run_tool
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='MMSeg test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -44,65 +36,25 @@ def parse_args():
     parser.add_argument('--tta', action='store_true', help='Test time augmentation')
     add_inference_args(parser)
     add_runner_args(parser)  # --cfg-options, --launcher, --local-rank
-    return parse_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
-def trigger_visualization_hook(cfg, args):
-    default_hooks = cfg.default_hooks
-    if 'visualization' in default_hooks:
-        visualization_hook = default_hooks['visualization']
-        # Turn on visualization
-        visualization_hook['draw'] = True
-        if args.show:
-            visualization_hook['show'] = True
-            visualization_hook['wait_time'] = args.wait_time
-        if args.show_dir:
-            visualizer = cfg.visualizer
-            visualizer['save_dir'] = args.show_dir
-    else:
-        raise RuntimeError('VisualizationHook must be included in default_hooks.'
-                           'refer to usage '
-                           '"visualization=dict(type=\'VisualizationHook\')"')
-    return cfg
-
-
-def main():
-    args = parse_args()
-
-    for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise SystemExit(f'tools/test.py: {what} {path} does not exist')
-    cfg = load_config(args.config, args.cfg_options)
-
-    # work_dir is determined in this priority: CLI > segment in file > filename
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-
-    cfg.load_from = args.checkpoint
-    apply_inference_args(cfg, args, 'tools/test.py')
-
-    if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
-
-    if args.tta:
-        if 'tta_pipeline' not in cfg:
-            raise SystemExit(f'tools/test.py: --tta needs `tta_pipeline` in {args.config} '
-                             '(mmseg\'s dataset bases define one)')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-
-    # add output_dir in metric
-    if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
-
-    prepare_distributed(cfg, args.launcher)
-
-    runner = Runner.from_cfg(cfg)
-    runner.test()
+def main(argv=None):
+    args = parse_args(argv)
+    test(
+        args.config,
+        args.checkpoint,
+        args.work_dir,
+        out=args.out,
+        show=args.show,
+        show_dir=args.show_dir,
+        wait_time=args.wait_time,
+        tta=args.tta,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher)
+    return 0
 
 
 if __name__ == '__main__':

@@ -1,11 +1,11 @@
 """Your own data: images and index-label PNGs in folders, any suffixes, with clear errors."""
 import os.path as osp
-from typing import List, Optional
+from typing import List, Sequence, Union
 
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .missing_files import missing_files, with_problem
+from .missing_files import command_text, missing_files, with_problem
 from .transforms import FilesCheckedFirst
 
 
@@ -37,10 +37,10 @@ class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
     """
 
     def __init__(self,
-                 prepare_cmd: Optional[str] = None,
+                 prepare_cmd: Union[str, Sequence[str], None] = None,
                  check_files: bool = True,
                  **kwargs) -> None:
-        self.prepare_cmd = prepare_cmd
+        self.prepare_cmd = command_text(prepare_cmd)
         self.check_files = check_files
         super().__init__(**kwargs)
 

@@ -11,7 +11,7 @@ a broken symlink, a symlink loop (``os.path.exists`` is ``False`` on a loop too)
 import errno
 import os
 import stat
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 PATH_KEYS = ('img_path', 'seg_map_path')
 
@@ -62,3 +62,11 @@ def with_problem(path: str) -> str:
     """``path``, followed by its problem in brackets unless it is simply not found."""
     problem = file_problem(path)
     return path if problem in (None, 'file not found') else f'{path} ({problem})'
+
+
+def command_text(command: Union[str, Sequence[str], None]) -> Optional[str]:
+    """A ``prepare_cmd`` as one line: a list of parts is joined by spaces (configs write long
+    commands as lists: mmengine formats a config's text with yapf, slowly on long strings)."""
+    if command is None or isinstance(command, str):
+        return command
+    return ' '.join(command)

@@ -4,7 +4,7 @@ from mmseg.registry import DATASETS
 from ..utils.label_png import voc_palette
 from .voc import FCNVOCDataset
 
-# Class i is label value i: the generator (make_toy_voc.py) imports these names.
+# Class i is label value i: the generator (fcn_plugin/datasets/toy_data.py) imports these names.
 TOY_CLASSES = ('background', 'disc', 'square', 'triangle', 'ring', 'stripes')
 
 

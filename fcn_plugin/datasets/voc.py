@@ -1,11 +1,11 @@
 """Pascal VOC-layout datasets that fail early, with one clear message, on missing data."""
 import os.path as osp
-from typing import List, Optional
+from typing import List, Sequence, Union
 
 from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 
-from .missing_files import describe_missing, missing_files
+from .missing_files import command_text, describe_missing, missing_files
 from .transforms import FilesCheckedFirst
 
 
@@ -21,7 +21,8 @@ class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
     the command that prepares the data.
 
     Args:
-        prepare_cmd: shown in the error, e.g. ``'python tools/dataset_converters/sbd.py ...'``.
+        prepare_cmd: shown in the error, e.g. ``'python tools/dataset_converters/sbd.py ...'``
+            (a list of parts is joined by spaces).
         check_files: ``False`` loads a list that names missing files (the folders and the split
             file must still exist); ``tools/check_dataset.py`` sets it on a lazily built
             dataset, before ``full_init``, to list them all with
@@ -32,10 +33,10 @@ class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
 
     def __init__(self,
                  ann_file: str,
-                 prepare_cmd: Optional[str] = None,
+                 prepare_cmd: Union[str, Sequence[str], None] = None,
                  check_files: bool = True,
                  **kwargs) -> None:
-        self.prepare_cmd = prepare_cmd
+        self.prepare_cmd = command_text(prepare_cmd)
         self.check_files = check_files
         super().__init__(ann_file=ann_file, **kwargs)
 

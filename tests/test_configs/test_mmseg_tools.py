@@ -51,7 +51,7 @@ def trained_by_mmseg(tmp_path_factory, toy_binary_child, repo_root):
     return config, work
 
 
-def test_mmseg_train_and_test_scripts_match_ours(trained_by_mmseg, repo_root, tmp_path):
+def test_mmseg_train_and_test_scripts_match_ours(trained_by_mmseg, repo_root, tmp_path, load_tool):
     config, work = trained_by_mmseg
     saved = sorted(n for n in os.listdir(work) if n.endswith('.pth'))
     assert saved == ['iter_1.pth', 'iter_2.pth']
@@ -59,7 +59,7 @@ def test_mmseg_train_and_test_scripts_match_ours(trained_by_mmseg, repo_root, tm
     assert torch.load(ckpt, weights_only=True)['meta']['dataset_meta']['classes'] == ('bg', 'fg')
     theirs, ours = str(tmp_path / 'theirs'), str(tmp_path / 'ours')
     run(osp.join(MMSEG_TOOLS, 'test.py'), config, ckpt, '--work-dir', theirs, cwd=repo_root)
-    run('tools/test.py', config, ckpt, '--work-dir', ours, cwd=repo_root)
+    assert load_tool('test').main([config, ckpt, '--work-dir', ours]) == 0  # ours, in process
     metrics = test_metrics(theirs)
     assert {'aAcc', 'mIoU', 'mAcc', 'fwIoU', 'IoU.bg', 'IoU.fg'} <= set(metrics), metrics
     assert metrics == test_metrics(ours)

@@ -82,7 +82,7 @@ def test_stages(name):
     assert val.ann_file.endswith('seg11valid.txt')
     assert val.data_prefix.seg_map_path == 'SegmentationClass'
     assert train.data_root == val.data_root == 'data/VOCdevkit/VOC2012'
-    assert 'tools/dataset_converters/sbd.py' in train.prepare_cmd
+    assert 'tools/dataset_converters/sbd.py' in ' '.join(train.prepare_cmd)
 
 
 def test_variant_configs():

@@ -19,6 +19,7 @@ from fcn_plugin.datasets.label_checks import BadDatasetError, analyze_labels
 from fcn_plugin.datasets.transforms import BadSampleError, CheckSegSample
 from fcn_plugin.runtime import PreflightHook, preflight
 from fcn_plugin.utils.config_vars import ConfigError, config_datasets, load_config
+from fcn_plugin.utils.label_png import save_label_png
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(ROOT, 'configs')
@@ -187,7 +188,7 @@ def test_tiny_config_rejects_a_bad_label_value_naming_the_file(tmp_path, toy):
     path = osp.join(out, 'SegmentationClass', 'toy_0001.png')
     label = np.array(Image.open(path))
     label[5, 5] = 9
-    toy.save_label_png(label, path)
+    save_label_png(label, path)
     cfg = load_config(config('fcn8s_vgg16-tiny_toyvoc.py'), data_root_options(out))
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     dataset[0]

@@ -61,10 +61,10 @@ def test_bomb_writer_makes_a_valid_png(tmp_path):
     assert pixels.shape == (2500, 40, 3) and not pixels.any()
 
 
-@pytest.fixture
-def bomb_voc(tmp_path, make_voc):
+@pytest.fixture(scope='module')
+def bomb_voc(tmp_path_factory, make_voc):
     """A make_voc folder whose first val image is a bomb (PNG data in a .jpg file)."""
-    root = tmp_path / 'voc'
+    root = tmp_path_factory.mktemp('bomb') / 'voc'
     name = make_voc(root, n_train=1, n_val=2)['val'][0]
     path = root / 'JPEGImages' / f'{name}.jpg'
     write_bomb(path)
@@ -83,8 +83,10 @@ def val_dataset(root, type='FCNVOCDataset', wrap=False):
     return dict(type='ValidatedDataset', dataset=dataset) if wrap else dataset
 
 
-# tools/test.py's data path: val datasets of a config, the first sample through the pipeline
-LOAD_SAMPLE = '''
+# In one fresh process: tools/test.py's data path (val datasets of a config, the first sample
+# through the pipeline), then tools/check_dataset.py (one worker); the process's peak memory
+# bounds both
+MEASURED = '''
 import resource, sys
 import fcn_plugin
 from mmengine.registry import init_default_scope
@@ -95,56 +97,54 @@ for cfg in eval(sys.argv[1]):
         DATASETS.build(cfg)[0]
     except Exception as error:
         print(f'{type(error).__name__}: {error}')
-print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-'''
-# tools/check_dataset.py in this process (one worker), then this process's peak
-CHECK_DATASET = '''
-import resource, runpy, sys
-sys.path.insert(0, 'tools')
-sys.argv = ['tools/check_dataset.py', sys.argv[1], '--splits', 'val', '--workers', '1']
+from fcn_plugin.apis.dataset_check import check_dataset
 try:
-    runpy.run_path('tools/check_dataset.py', run_name='__main__')
+    code = 0 if check_dataset(sys.argv[2], ['val'], 1).ok else 1
 except SystemExit as stop:
-    print('exit', stop.code)
+    code = stop.code
+print('exit', code)
 print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 '''
 
 
-def run_measured(repo_root, script, arg):
-    """Run ``script`` in a subprocess; its output and peak resident memory (MiB)."""
-    result = subprocess.run([sys.executable, '-c', script, arg],
+@pytest.fixture(scope='module')
+def measured(bomb_voc, repo_root, tmp_path_factory):
+    """The output of :data:`MEASURED` on the bomb folder, and its peak memory (MiB)."""
+    root, _ = bomb_voc
+    config = tmp_path_factory.mktemp('bomb_cfg') / 'bomb_cfg.py'
+    config.write_text("custom_imports = dict(imports=['fcn_plugin'])\ndefault_scope = 'mmseg'\n"
+                      f'val_dataloader = dict(dataset={val_dataset(root)!r})\n')
+    cfgs = [val_dataset(root), val_dataset(root, 'PascalVOCDataset', wrap=True)]
+    result = subprocess.run([sys.executable, '-c', MEASURED,
+                             repr(cfgs), str(config)],
                             capture_output=True,
                             text=True,
                             cwd=repo_root,
                             env=dict(os.environ, OMP_NUM_THREADS='1'))
     lines = result.stdout.strip().splitlines()
     assert lines and lines[-1].startswith('peak_kib'), result.stdout + result.stderr[-3000:]
-    return result.stdout, int(lines[-1].split()[1]) / 1024
+    peak = int(lines[-1].split()[1]) / 1024
+    print(f'dataset[0] and check_dataset: peak {peak:.0f} MiB')
+    return result.stdout, peak
 
 
-def test_bomb_in_val_split_is_refused_before_decoding(bomb_voc, repo_root):
+def test_bomb_in_val_split_is_refused_before_decoding(bomb_voc, measured):
     """Our dataset, and mmseg's inside ValidatedDataset, both with the test pipeline."""
-    root, bomb = bomb_voc
-    cfgs = [val_dataset(root), val_dataset(root, 'PascalVOCDataset', wrap=True)]
-    output, peak = run_measured(repo_root, LOAD_SAMPLE, repr(cfgs))
+    _, bomb = bomb_voc
+    output, peak = measured
     refusals = [line for line in output.splitlines() if line.startswith('BadSampleError')]
     assert len(refusals) == 2, output
     for line in refusals:
         assert line.startswith(f'BadSampleError: bad data: sample 0: {bomb}: image too large: '
                                'its header declares 30000x30000 = 900 Mpixel'), line
         assert 'max_pixels' in line
-    print(f'dataset[0]: peak {peak:.0f} MiB')
     assert peak < PEAK_LIMIT_MIB
 
 
-def test_check_dataset_refuses_a_bomb_with_bounded_memory(bomb_voc, repo_root, tmp_path):
-    root, bomb = bomb_voc
-    config = tmp_path / 'bomb_cfg.py'
-    config.write_text("custom_imports = dict(imports=['fcn_plugin'])\ndefault_scope = 'mmseg'\n"
-                      f'val_dataloader = dict(dataset={val_dataset(root)!r})\n')
-    output, peak = run_measured(repo_root, CHECK_DATASET, str(config))
+def test_check_dataset_refuses_a_bomb_with_bounded_memory(bomb_voc, measured):
+    _, bomb = bomb_voc
+    output, peak = measured
     assert f'  {bomb}: image too large' in output and 'exit 1' in output, output
-    print(f'check_dataset: peak {peak:.0f} MiB')
     assert peak < PEAK_LIMIT_MIB
 
 

@@ -149,7 +149,9 @@ def test_distributed_sum_over_ranks_equals_single_process():
     """Two gloo ranks with a padded shard give exactly the single-process numbers."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'result.pth')
-        mp.spawn(_dist_worker, args=(2, os.path.join(tmp, 'init'), out), nprocs=2)
+        # forked (no CUDA here): the ranks start without importing torch and mmseg again
+        mp.start_processes(
+            _dist_worker, args=(2, os.path.join(tmp, 'init'), out), nprocs=2, start_method='fork')
         dist_result = torch.load(out)
     preds, labels = make_set(seed=1, num=7)
     single = run_metric(preds, labels)

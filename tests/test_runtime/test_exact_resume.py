@@ -325,30 +325,36 @@ KILL_DURING_SAVE = textwrap.dedent('''
 
 @pytest.fixture
 def kill_during_second_save(tiny_cfg, repo_root):
-    """``kill_during_second_save(tmp_path, work, plain=False)``: trains tiny_cfg on
-    ``tmp_path/data`` in a subprocess (checkpoints every 2 iterations, max_keep_ckpts=1; without
-    AtomicCheckpointHook: mmengine's CheckpointHook if ``plain``) that dies while writing its
-    second checkpoint."""
+    """``kill_during_second_save(tmp_path, works)``: for each ``{work dir: plain}``, trains
+    tiny_cfg on ``tmp_path/data`` in a subprocess (checkpoints every 2 iterations,
+    max_keep_ckpts=1; without AtomicCheckpointHook: mmengine's CheckpointHook if ``plain``)
+    that dies while writing its second checkpoint. The processes run side by side."""
 
-    def run(tmp_path, work, plain=False):
-        cfg = tiny_cfg(
-            tmp_path / 'data',
-            work,
-            max_iters=6,
-            ckpt_interval=2,
-            val_interval=100,
-            default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
-        if plain:
-            cfg.default_hooks.checkpoint.type = 'CheckpointHook'
-        config = tmp_path / f'{osp.basename(work)}_config.py'
-        cfg.dump(str(config))
-        result = subprocess.run([sys.executable, '-c', KILL_DURING_SAVE,
-                                 str(config)],
-                                capture_output=True,
-                                text=True,
-                                cwd=repo_root,
-                                env=dict(os.environ, OMP_NUM_THREADS='1'))
-        assert result.returncode == 9, result.stderr[-3000:]
+    def run(tmp_path, works):
+        procs = []
+        for work, plain in works.items():
+            cfg = tiny_cfg(
+                tmp_path / 'data',
+                work,
+                max_iters=6,
+                ckpt_interval=2,
+                val_interval=100,
+                default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+            if plain:
+                cfg.default_hooks.checkpoint.type = 'CheckpointHook'
+            config = tmp_path / f'{osp.basename(work)}_config.py'
+            cfg.dump(str(config))
+            procs.append(
+                subprocess.Popen([sys.executable, '-c', KILL_DURING_SAVE,
+                                  str(config)],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE,
+                                 text=True,
+                                 cwd=repo_root,
+                                 env=dict(os.environ, OMP_NUM_THREADS='1')))
+        for proc in procs:
+            _, stderr = proc.communicate()
+            assert proc.returncode == 9, stderr[-3000:]
 
     return run
 
@@ -366,8 +372,8 @@ def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path, make_voc, tiny_c
     continues from it to the end. Plain mmengine, for contrast, deletes the 1st checkpoint first
     and leaves a truncated iter_4.pth."""
     make_voc(tmp_path / 'data')
-    work = tmp_path / 'work'
-    kill_during_second_save(tmp_path, work)
+    work, plain = tmp_path / 'work', tmp_path / 'plain'
+    kill_during_second_save(tmp_path, {work: False, plain: True})
     names = sorted(os.listdir(work))
     assert checkpoint_names(work) == ['iter_2.pth']
     assert is_complete_checkpoint(str(work / 'iter_2.pth'))
@@ -388,7 +394,5 @@ def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path, make_voc, tiny_c
     assert not any('.tmp-' in n for n in os.listdir(work))  # cleaned up on the next start
     assert checkpoint_names(work) == ['iter_6.pth']
 
-    plain = tmp_path / 'plain'
-    kill_during_second_save(tmp_path, plain, plain=True)
     assert checkpoint_names(plain) == ['iter_4.pth']
     assert not is_complete_checkpoint(str(plain / 'iter_4.pth'))

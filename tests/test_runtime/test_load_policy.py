@@ -205,6 +205,10 @@ def test_resume_finds_checkpoints_where_the_hook_writes_them(tmp_path, make_voc,
     for name in ('ckpt_2.pth', 'ckpt_4.pth', 'ckpt_6.pth'):
         os.remove(folder / name)
     os.remove(work / 'last_checkpoint')
+    # the runs above may share this run's timestamp folder (within one second): one more log
+    # folder of an earlier run, as a day-old run leaves it
+    (work / '20261204_120000').mkdir()
+    (work / '20261204_120000' / '20261204_120000.log').write_text('an earlier run\n')
     import fcn_plugin.runtime.load_policy as load_policy
     messages = []
     monkeypatch.setattr(load_policy, 'print_log', lambda msg, *a, **k: messages.append(msg))

@@ -1,16 +1,13 @@
 """A checkpoint that does not fit the model stops the runner (test, --resume, load_from) with
 one error naming the file and the keys; load_from of the staged recipe may lack only the new
 stage's score layers (LoadPolicyHook, fcn_plugin/utils/checkpoint_fit.py)."""
-import os
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 from mmengine.runner import save_checkpoint
 
 from fcn_plugin.utils.checkpoint_fit import CheckpointFitError
+from fcn_plugin.utils.tool_errors import run_tool
 
 SIXTEEN = dict(
     backbone=dict(out_indices=(3, 5)), decode_head=dict(in_channels=(32, 16), in_index=(0, 1)))
@@ -81,7 +78,7 @@ def test_test_and_resume_need_every_weight(tmp_path, data, tiny_cfg, build_runne
         runner.train()  # not KeyError: 'meta'
 
 
-def test_tools_test_refuses_unrelated_keys(tmp_path, data, tiny_cfg, repo_root):
+def test_tools_test_refuses_unrelated_keys(tmp_path, data, tiny_cfg, load_tool, capsys):
     """tools/test.py on a checkpoint of another network: exit 1, the file and keys named (before
     this, not one weight was loaded and the metrics were printed)."""
     path = tmp_path / 'other.pth'
@@ -94,16 +91,9 @@ def test_tools_test_refuses_unrelated_keys(tmp_path, data, tiny_cfg, repo_root):
         }, path)
     config = tmp_path / 'tiny.py'
     tiny_cfg(data, tmp_path / 'work').dump(str(config))
-    result = subprocess.run(
-        [sys.executable,
-         osp.join(repo_root, 'tools', 'test.py'),
-         str(config),
-         str(path)],
-        capture_output=True,
-        text=True,
-        cwd=repo_root,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert result.returncode != 0
-    assert f'CheckpointFitError: checkpoint {path} does not fit' in result.stderr, \
-        result.stderr[-3000:]
-    assert 'shares no key with the model' in result.stderr and 'mIoU' not in result.stdout
+    with pytest.raises(SystemExit) as stop:
+        run_tool(load_tool('test').main, 'tools/test.py', [str(config), str(path)])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 1
+    assert f'CheckpointFitError: checkpoint {path} does not fit' in err, err[-3000:]
+    assert 'shares no key with the model' in err and 'mIoU' not in out

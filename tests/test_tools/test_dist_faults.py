@@ -1,7 +1,7 @@
 """A distributed run ends when one of its processes cannot go on (tools/dist_train.sh, CPU).
 
-2 processes (torchrun, gloo) train the narrow FCN-8s of tests/configs/ on a tiny dataset for
-"ever" (100000 iterations), and once they are training:
+Two jobs of 2 processes each (torchrun, gloo; started together) train the narrow FCN-8s of
+tests/configs/ on a tiny dataset for "ever" (100000 iterations), and once they are training:
 
 * one rank is frozen (SIGSTOP): with ``env_cfg.dist_cfg.timeout`` set short, the other rank's
   next collective times out and it exits non-zero within 2x the timeout, and so does the job
@@ -24,7 +24,7 @@ import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn8s_vgg16-narrow_tinyvoc.py')
-COLLECTIVE_TIMEOUT_S = 15
+COLLECTIVE_TIMEOUT_S = 6
 START_TIMEOUT_S = 180  # 2 processes importing mmseg on a busy machine
 
 pytestmark = pytest.mark.skipif(
@@ -70,22 +70,14 @@ def _wait_until(condition, seconds, step=0.2):
     return condition()
 
 
-@pytest.fixture
-def training(tmp_path, make_voc):
-    """Start tools/dist_train.sh (2 processes, short collective timeout); return
-    ``(launcher Popen, {rank: pid}, log path)`` once both ranks train. Ends what is left."""
-    data_root = str(tmp_path / 'VOCdevkit' / 'VOC2012')
-    make_voc(data_root, n_train=4, n_val=2)
+def _start(tmp_path, data_root):
+    """tools/dist_train.sh (2 processes, short collective timeout) in ``tmp_path``; its
+    launcher Popen and a function that reads its log."""
     log = str(tmp_path / 'log.txt')
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = str(s.getsockname()[1])
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        OMP_NUM_THREADS='1',
-        PORT=port,
-        PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', PORT=port)
     for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         env.pop(key, None)
     opts = [
@@ -95,7 +87,7 @@ def training(tmp_path, make_voc):
     opts += [
         f'env_cfg.dist_cfg.timeout={COLLECTIVE_TIMEOUT_S}', 'train_dataloader.batch_size=1',
         'train_cfg.max_iters=100000', 'train_cfg.val_interval=100000',
-        'default_hooks.checkpoint.interval=100000', 'default_hooks.logger.interval=10'
+        'default_hooks.checkpoint.interval=100000', 'default_hooks.logger.interval=1'
     ]
     cmd = [
         'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
@@ -103,33 +95,51 @@ def training(tmp_path, make_voc):
     ]
     with open(log, 'w') as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    ranks = {}
 
     def read_log():
         with open(log, errors='replace') as f:
             return f.read()
 
+    return proc, read_log
+
+
+@pytest.fixture(scope='module')
+def jobs(tmp_path_factory, make_voc):
+    """Two 2-process training jobs started together (one for each fault, so that they share
+    the start-up): ``{name: (launcher Popen, {rank: pid}, read_log)}`` once every rank trains.
+    Ends what is left."""
+    tmp = tmp_path_factory.mktemp('dist_faults')
+    data_root = str(tmp / 'VOCdevkit' / 'VOC2012')
+    make_voc(data_root, n_train=4, n_val=2)
+    started = {}
+    for name in ('frozen', 'killed'):
+        (tmp / name).mkdir()
+        started[name] = _start(tmp / name, data_root)
+    ranks = {name: {} for name in started}
     try:
-        # the script execs torchrun: proc.pid is the launcher, the workers its children
-        started = _wait_until(
-            lambda: proc.poll() is not None or read_log().count('Iter(train) [') >= 2,
-            START_TIMEOUT_S,
-            step=1)
-        assert started and proc.poll() is None, f'training did not start:\n{read_log()[-6000:]}'
-        ranks.update(_children(proc.pid))
-        assert sorted(ranks) == [0, 1], (ranks, read_log()[-3000:])
-        yield proc, ranks, read_log
+        for name, (proc, read_log) in started.items():
+            # the script execs torchrun: proc.pid is the launcher, the workers its children
+            ok = _wait_until(
+                lambda: proc.poll() is not None or read_log().count('Iter(train) [') >= 2,
+                START_TIMEOUT_S,
+                step=1)
+            assert ok and proc.poll() is None, f'training did not start:\n{read_log()[-6000:]}'
+            ranks[name].update(_children(proc.pid))
+            assert sorted(ranks[name]) == [0, 1], (ranks, read_log()[-3000:])
+        yield {name: (proc, ranks[name], read_log) for name, (proc, read_log) in started.items()}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid in ranks.values():
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        for name, (proc, _) in started.items():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pid in ranks[name].values():
+                if _alive(pid):
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
 
 
-def test_frozen_rank_ends_the_others(training):
-    proc, ranks, read_log = training
+def test_frozen_rank_ends_the_others(jobs):
+    proc, ranks, read_log = jobs['frozen']
     os.kill(ranks[1], signal.SIGSTOP)
     t0 = time.monotonic()
     # rank 0 blocks in its next gradient all-reduce until the collective timeout
@@ -152,8 +162,8 @@ def test_frozen_rank_ends_the_others(training):
     assert not _alive(ranks[1])
 
 
-def test_killed_launcher_ends_its_workers(training):
-    proc, ranks, _ = training
+def test_killed_launcher_ends_its_workers(jobs):
+    proc, ranks, _ = jobs['killed']
     proc.kill()  # SIGKILL: torchrun cannot stop its workers itself
     proc.wait()
     t0 = time.monotonic()

@@ -1,9 +1,9 @@
 """Errors a user can cause end the tools with one short final line on stderr,
 ``tools/<tool>.py: error: <ErrorClass>: <message naming the file>``, exit status 1, after the
-runner's config and environment dump; the traceback goes to the log file."""
+runner's config and environment dump; the traceback goes to the log file. The tools' main runs
+in this process, as their command line runs it."""
 import os
-import subprocess
-import sys
+import uuid
 
 import pytest
 
@@ -28,36 +28,42 @@ def tiny_config(tmp_path, tiny_cfg, root):
     return str(path)
 
 
-def run(repo_root, *args):
-    return subprocess.run([sys.executable, *args],
-                          capture_output=True,
-                          text=True,
-                          cwd=repo_root,
-                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+@pytest.fixture
+def run(load_tool, capsys, one_thread):
+    """``run(tool, *argv)``: ``tools/<tool>.py``'s main under run_tool, as ``python
+    tools/<tool>.py ARGV`` runs it; (exit status, stderr)."""
+
+    def call(tool, *argv):
+        options = ['--cfg-options', f'experiment_name=errors_{uuid.uuid4().hex[:8]}']
+        with pytest.raises(SystemExit) as stop:
+            run_tool(load_tool(tool).main, f'tools/{tool}.py', [*map(str, argv), *options])
+        return stop.value.code, capsys.readouterr().err
+
+    return call
 
 
-def test_train_names_a_truncated_image_last(tmp_path, make_voc, tiny_cfg, repo_root):
+def test_train_names_a_truncated_image_last(tmp_path, make_voc, tiny_cfg, run):
     root = tmp_path / 'voc'
     for name in make_voc(root, n_train=2, n_val=1)['train']:  # the sampler shuffles
         truncate(root / 'JPEGImages' / f'{name}.jpg')
-    result = run(repo_root, 'tools/train.py', tiny_config(tmp_path, tiny_cfg, root))
-    last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode == 1, result.stderr[-3000:]
+    code, stderr = run('train', tiny_config(tmp_path, tiny_cfg, root))
+    last = stderr.strip().splitlines()[-1]
+    assert code == 1, stderr[-3000:]
     assert last.startswith('tools/train.py: error: BadSampleError: bad data: sample ') and \
-        f'{root / "JPEGImages"}' in last and 'truncated JPEG' in last, result.stderr[-3000:]
+        f'{root / "JPEGImages"}' in last and 'truncated JPEG' in last, stderr[-3000:]
     log = last.rsplit('(traceback in ', 1)[1].rstrip(')')  # the traceback is in the log
     assert 'Traceback (most recent call last)' in open(log).read()
 
 
-def test_test_names_a_missing_data_root_last(tmp_path, tiny_cfg, repo_root):
+def test_test_names_a_missing_data_root_last(tmp_path, tiny_cfg, run):
     config = tiny_config(tmp_path, tiny_cfg, tmp_path / 'nowhere')
     checkpoint = tmp_path / 'model.pth'
     checkpoint.write_bytes(b'')  # the dataset is built (and fails) before it is loaded
-    result = run(repo_root, 'tools/test.py', config, str(checkpoint))
-    last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode == 1
+    code, stderr = run('test', config, checkpoint)
+    last = stderr.strip().splitlines()[-1]
+    assert code == 1
     assert last.startswith('tools/test.py: error: FileNotFoundError: FCNVOCDataset: split file '
-                           f'(ann_file) not found: {tmp_path / "nowhere"}'), result.stderr[-3000:]
+                           f'(ann_file) not found: {tmp_path / "nowhere"}'), stderr[-3000:]
 
 
 def test_infer_names_a_truncated_image(tmp_path, make_voc, load_tool, capsys, repo_root):

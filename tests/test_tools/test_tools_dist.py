@@ -24,6 +24,8 @@ import pytest
 import torch
 from PIL import Image
 
+from fcn_plugin.apis.log_curves import analyze_logs
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn8s_vgg16-narrow_tinyvoc.py')
 TIMEOUT = 180
@@ -66,34 +68,31 @@ def free_port():
         return str(s.getsockname()[1])
 
 
-def run_together(*cmds):
-    """Run the commands concurrently (the 1- and 2-process runs overlap); their outputs."""
-    procs = []
-    for cmd in cmds:
-        env = dict(
-            os.environ,
-            PYTHON=sys.executable,
-            OMP_NUM_THREADS='1',
-            PORT=free_port(),
-            PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-        for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
-            env.pop(key, None)
-        procs.append(
-            subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True))
-    outputs = []
+def run_beside(cmd, in_process):
+    """Start ``cmd`` (a 2-process job), run ``in_process()`` meanwhile (the same work in this
+    process, a tool's main), then wait for the job; its output."""
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', PORT=free_port())
+    for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        env.pop(key, None)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for cmd, proc in zip(cmds, procs):
-            out, _ = proc.communicate(timeout=TIMEOUT)
-            assert proc.returncode == 0, f'{" ".join(cmd)} failed:\n{out[-6000:]}'
-            outputs.append(out)
+        assert in_process() == 0
+        out, _ = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, f'{" ".join(cmd)} failed:\n{out[-6000:]}'
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return outputs
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out
+
+
+def run_log(work_dir):
+    """The text of the (one) run log in ``work_dir/<timestamp>/<timestamp>.log``."""
+    logs = glob.glob(osp.join(work_dir, '*', '*.log'))
+    assert len(logs) == 1, logs
+    with open(logs[0]) as f:
+        return f.read()
 
 
 def data_options(data_root):
@@ -157,17 +156,19 @@ def load_state(path):
     return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
 
-def test_dist_train_matches_single_process(setup):
+@pytest.mark.usefixtures('one_thread')  # beside the job's 2 processes on the CPUs
+def test_dist_train_matches_single_process(setup, load_tool):
     tmp, data_root, init = setup
     opts = data_options(data_root) + [f'load_from={init}']
     one, two = str(tmp / 'train1'), str(tmp / 'train2')
-    log1, log2 = run_together([
-        sys.executable, 'tools/train.py', CONFIG, '--work-dir', one, '--cfg-options', *opts,
-        'train_dataloader.batch_size=2'
-    ], [
+    log2 = run_beside([
         'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', two, '--cfg-options', *opts,
         'train_dataloader.batch_size=1'
-    ])
+    ], lambda: load_tool('train').main([
+        CONFIG, '--work-dir', one, '--cfg-options', *opts, 'train_dataloader.batch_size=2',
+        'experiment_name=dist_train_1', 'visualizer.name=dist_train_1'
+    ]))
+    log1 = run_log(one)
     assert 'Distributed training: True' in log2
     assert "dist_cfg=dict(backend='gloo', timeout=600)" in log2, \
         'without CUDA the backend must be gloo; collectives time out after 10 minutes'
@@ -176,13 +177,9 @@ def test_dist_train_matches_single_process(setup):
     assert len(re.findall(r'Iter\(val\) \[4/4\].*mIoU', log1)) == 2
     # and the work dir's log becomes a plot of loss and mIoU over iterations
     png = str(tmp / 'curves.png')
-    plot = subprocess.run([sys.executable, 'tools/analyze_logs.py', one, '--out', png],
-                          cwd=ROOT,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True)
-    assert plot.returncode == 0, plot.stdout
-    assert 'loss: 4 points' in plot.stdout and 'mIoU: 2 points' in plot.stdout
+    curves = analyze_logs(one, out=png)
+    summary = '\n'.join(curves.summary())
+    assert 'loss: 4 points' in summary and 'mIoU: 2 points' in summary
     with open(png, 'rb') as f:
         assert f.read(4) == b'\x89PNG'
 
@@ -206,13 +203,15 @@ def read_test_metrics(work_dir):
         return json.load(f)
 
 
-def test_dist_test_matches_single_process(setup):
+@pytest.mark.usefixtures('one_thread')
+def test_dist_test_matches_single_process(setup, load_tool):
     tmp, data_root, init = setup
     opts = data_options(data_root)
     one, two = str(tmp / 'test1'), str(tmp / 'test2')
-    run_together([
-        sys.executable, 'tools/test.py', CONFIG, init, '--work-dir', one, '--cfg-options', *opts
-    ], ['bash', 'tools/dist_test.sh', CONFIG, init, '2', '--work-dir', two, '--cfg-options', *opts])
+    run_beside([
+        'bash', 'tools/dist_test.sh', CONFIG, init, '2', '--work-dir', two, '--cfg-options', *opts
+    ], lambda: load_tool('test').main(
+        [CONFIG, init, '--work-dir', one, '--cfg-options', *opts, 'experiment_name=dist_test_1']))
     m1, m2 = read_test_metrics(one), read_test_metrics(two)
     for key in ('aAcc', 'mIoU', 'mAcc'):
         assert key in m1, m1

@@ -4,7 +4,6 @@ are refused before their data is read; a damaged pickle is not called a code-exe
 the converters print the same errors, never torch's advice to load with weights_only=False."""
 import io
 import os
-import os.path as osp
 import struct
 import subprocess
 import sys
@@ -17,33 +16,45 @@ import torch
 from fcn_plugin.utils.checkpoint_safety import CorruptCheckpointError, UnsafeCheckpointError
 from fcn_plugin.utils.io import load_weights_only
 
-# Loads FILE in a fresh process the way the tools do (mmengine's loader after
-# install_safe_checkpoint_loaders) and prints the error and the peak RSS growth in MiB.
+# Loads each FILE in a fresh process the way the tools do (mmengine's loader after
+# install_safe_checkpoint_loaders) and prints the error and the growth of the peak RSS in MiB.
 MEASURE = '''
 import resource, sys
 import fcn_plugin
 from fcn_plugin.utils.checkpoint_safety import install_safe_checkpoint_loaders
 from mmengine.runner.checkpoint import _load_checkpoint
 install_safe_checkpoint_loaders()
-start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-try:
-    _load_checkpoint(sys.argv[1], map_location='cpu')
-    print('LOADED')
-except Exception as error:
-    print(type(error).__name__, error)
-print('PEAK_MIB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024)
+for path in sys.argv[1:]:
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        _load_checkpoint(path, map_location='cpu')
+        print('LOADED')
+    except Exception as error:
+        print(type(error).__name__, str(error).replace('\\n', ' '))
+    print('PEAK_MIB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024)
 '''
 
 
-def load_in_subprocess(path):
-    result = subprocess.run(
-        [sys.executable, '-c', MEASURE, str(path)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
+@pytest.fixture(scope='module')
+def hostile_loads(tmp_path_factory):
+    """The two hostile files below, made and loaded in one fresh process:
+    ``{name: (path, error line, peak RSS growth in MiB)}``."""
+    tmp = tmp_path_factory.mktemp('hostile')
+    paths = dict(bomb=tmp / 'bomb.pth', tensor=tmp / 'tensor.pth')
+    zip_bomb(paths['bomb'], 300 * 2**20)
+    sparse_tensor_checkpoint(paths['tensor'], 2**29)
+    result = subprocess.run([sys.executable, '-c', MEASURE, *map(str, paths.values())],
+                            capture_output=True,
+                            text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
     lines = result.stdout.strip().splitlines()
-    assert lines and lines[-1].startswith('PEAK_MIB'), result.stderr[-3000:]
-    return lines[-2], float(lines[-1].split()[1])  # before: mmengine's 'Loads checkpoint' line
+    peaks = [i for i, line in enumerate(lines) if line.startswith('PEAK_MIB')]
+    assert len(peaks) == 2, result.stdout + result.stderr[-3000:]
+    # each PEAK_MIB line follows the error line (mmengine logs a 'Loads checkpoint' line first)
+    return {
+        name: (path, lines[i - 1], float(lines[i].split()[1]))
+        for (name, path), i in zip(paths.items(), peaks)
+    }
 
 
 def zip_bomb(path, size):
@@ -91,24 +102,20 @@ def sparse_tensor_checkpoint(path, numel):
                                       len(central), start, 0))
 
 
-def test_zip_bomb_is_refused_before_inflating(tmp_path):
+def test_zip_bomb_is_refused_before_inflating(hostile_loads):
     """A 1.3 MB archive whose data.pkl deflates to 300 MiB (the issue's 2 MB -> 2 GiB bomb,
     scaled by 1/7: torch.load alone peaks at ~800 MiB here, ~4.3 GiB for the 2 GiB one)."""
-    path = tmp_path / 'bomb.pth'
-    zip_bomb(path, 300 * 2**20)
+    path, error, peak = hostile_loads['bomb']
     assert path.stat().st_size < 2 * 2**20
-    error, peak = load_in_subprocess(path)
     assert error.startswith('CorruptCheckpointError') and 'zip bomb' in error, error
     assert str(path) in error and 'weights_only' not in error
     assert peak < 100, peak
 
 
-def test_one_huge_tensor_is_refused_before_reading_it(tmp_path):
+def test_one_huge_tensor_is_refused_before_reading_it(hostile_loads):
     """torch.save(2 GiB tensor): a clear message, not KeyError 'meta', and nothing read."""
-    path = tmp_path / 'tensor.pth'
-    sparse_tensor_checkpoint(path, 2**29)
+    path, error, peak = hostile_loads['tensor']
     assert path.stat().st_size > 2**31 and os.stat(path).st_blocks * 512 < 2**20  # sparse
-    error, peak = load_in_subprocess(path)
     assert error.startswith('CorruptCheckpointError'), error
     assert 'holds a single tensor (torch.save(tensor)), not a checkpoint' in error, error
     assert peak < 100, peak
@@ -147,10 +154,14 @@ class _Payload:
         return exec, ('pass', )
 
 
-@pytest.mark.parametrize('converter', ['vgg2mmseg.py', 'torchfcn2mmseg.py'])
-def test_converters_print_the_safe_errors(tmp_path, repo_root, converter):
-    """Every file a converter refuses gives the tools' error; no advice to turn off
-    weights_only (torch's message says 'Re-running torch.load with weights_only set to False')."""
+@pytest.mark.parametrize('converter', ['vgg2mmseg', 'torchfcn2mmseg'])
+def test_converters_print_the_safe_errors(tmp_path, load_tool, monkeypatch, converter):
+    """Every file a converter refuses gives the tools' error, one line (the tool's main, as its
+    command line runs it: sys.exit(message) prints it on stderr); no advice to turn off
+    weights_only (torch's message says 'Re-running torch.load with weights_only set to False'),
+    even with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD set (torch reads it at each load)."""
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    tool = load_tool(f'model_converters/{converter}')
     files = {
         'unsafe.pth': ({
             'w': _Payload()
@@ -158,7 +169,7 @@ def test_converters_print_the_safe_errors(tmp_path, repo_root, converter):
         'tensor.pth': (torch.zeros(3), 'holds a single tensor'),
         'script.pth': (None, 'TorchScript archive')
     }
-    if converter == 'torchfcn2mmseg.py':  # the same loader: one case is enough
+    if converter == 'torchfcn2mmseg':  # the same loader: one case is enough
         files = {'tensor.pth': files['tensor.pth']}
     for name, (obj, expected) in files.items():
         src = tmp_path / name
@@ -167,20 +178,10 @@ def test_converters_print_the_safe_errors(tmp_path, repo_root, converter):
             torch.jit.save(conv, str(src))
         else:
             torch.save(obj, src)
-        result = subprocess.run([
-            sys.executable,
-            osp.join(repo_root, 'tools', 'model_converters', converter),
-            str(src),
-            str(tmp_path / 'out.pth')
-        ],
-                                capture_output=True,
-                                text=True,
-                                cwd=repo_root,
-                                env=dict(
-                                    os.environ,
-                                    OMP_NUM_THREADS='1',
-                                    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
-        assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
-        assert str(src) in result.stderr
-        assert 'weights_only' not in result.stderr and 'Traceback' not in result.stderr
+        with pytest.raises(SystemExit) as info:
+            tool.main([str(src), str(tmp_path / 'out.pth')])
+        message = info.value.code
+        assert isinstance(message, str) and '\n' not in message, message  # exit status 1
+        assert expected in message and str(src) in message, message
+        assert 'weights_only' not in message and 'Traceback' not in message
         assert not (tmp_path / 'out.pth').exists()

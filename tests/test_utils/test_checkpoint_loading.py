@@ -2,10 +2,7 @@
 fcn_plugin is imported; hostile and truncated checkpoints are refused on every load path (the
 payload never runs); importing fcn_plugin leaves mmengine's loaders as they are."""
 import os
-import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +14,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 from fcn_plugin.utils.checkpoint_safety import (CorruptCheckpointError, UnsafeCheckpointError,
                                                 install_safe_checkpoint_loaders)
 from fcn_plugin.utils.io import load_weights_only
+from fcn_plugin.utils.tool_errors import run_tool
 
 
 def runner_like_checkpoint(path):
@@ -51,22 +49,6 @@ def runner_like_checkpoint(path):
             param_schedulers=[scheduler.state_dict()]), str(path))
 
 
-LOAD = 'import torch, sys; {imp}; torch.load(sys.argv[1], weights_only=True); print("loaded")'
-
-
-def try_load(path, with_plugin):
-    code = LOAD.format(imp='import fcn_plugin' if with_plugin else 'pass')
-    return subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True)
-
-
-def test_runner_checkpoint_needs_and_gets_the_allowlist(tmp_path):
-    path = tmp_path / 'iter_3.pth'
-    runner_like_checkpoint(path)
-    assert 'loaded' not in try_load(path, with_plugin=False).stdout  # torch alone refuses it
-    result = try_load(path, with_plugin=True)
-    assert result.stdout.strip() == 'loaded', result.stderr
-
-
 def test_mmengine_load_checkpoint_restores_history(tmp_path):
     from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -96,18 +78,6 @@ def test_getattr_stand_in_allows_only_statistics_methods(tmp_path):
     torch.save({'x': _GetattrPayload()}, path)
     with pytest.raises(Exception, match='refused getattr'):
         torch.load(path, weights_only=True)
-
-
-def test_importing_the_plugin_keeps_mmengines_loaders():
-    """``import fcn_plugin`` (what custom_imports does) only extends torch's allowlist: every
-    registered checkpoint loader is still mmengine's own object."""
-    code = ('import warnings; warnings.filterwarnings("ignore"); '
-            'from mmengine.runner.checkpoint import CheckpointLoader as C; '
-            'before = dict(C._schemes); import fcn_plugin; '
-            'print(list(C._schemes) == list(before) and '
-            'all(C._schemes[k] is v for k, v in before.items()))')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    assert result.stdout.strip() == 'True', result.stderr[-2000:]
 
 
 class Payload:
@@ -233,9 +203,11 @@ def test_runner_test_and_resume_refuse(hostile, tmp_path, make_voc, tiny_cfg, bu
 
 @pytest.mark.parametrize('tool', ['test', 'train --resume'])
 def test_tools_refuse_even_if_the_environment_turns_weights_only_off(hostile, tmp_path, make_voc,
-                                                                     tiny_cfg, repo_root, tool):
+                                                                     tiny_cfg, load_tool, tool,
+                                                                     monkeypatch, capsys):
     """tools/test.py CONFIG HOSTILE and tools/train.py --resume (last_checkpoint naming it)
-    stop with UnsafeCheckpointError, with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 set."""
+    stop with UnsafeCheckpointError, with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 set (torch reads
+    it at each load)."""
     path, marker = hostile
     make_voc(tmp_path / 'data', n_train=2, n_val=1)
     work = tmp_path / 'work'
@@ -243,37 +215,31 @@ def test_tools_refuse_even_if_the_environment_turns_weights_only_off(hostile, tm
     config = tmp_path / 'tiny.py'
     tiny_cfg(tmp_path / 'data', work).dump(str(config))
     if tool == 'test':
-        args = ['test.py', str(config), path]
+        name, argv = 'test', [str(config), path]
     else:
         (work / 'last_checkpoint').write_text(path)
-        args = ['train.py', str(config), '--resume']
-    result = subprocess.run(
-        [sys.executable, osp.join(repo_root, 'tools', args[0]), *args[1:]],
-        capture_output=True,
-        text=True,
-        cwd=repo_root,
-        env=dict(os.environ, OMP_NUM_THREADS='1', TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
-    assert result.returncode != 0
-    assert 'UnsafeCheckpointError' in result.stderr and path in result.stderr, \
-        result.stderr[-3000:]
+        name, argv = 'train', [str(config), '--resume']
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(SystemExit) as stop:
+        run_tool(
+            load_tool(name).main, f'tools/{name}.py',
+            argv + ['--cfg-options', f'experiment_name=hostile_{name}'])
+    stderr = capsys.readouterr().err
+    assert stop.value.code == 1
+    assert 'UnsafeCheckpointError' in stderr and path in stderr, stderr[-3000:]
     assert not marker.exists()
 
 
-@pytest.mark.parametrize('converter', ['vgg2mmseg.py', 'torchfcn2mmseg.py'])
-def test_converters_refuse(hostile, tmp_path, converter, repo_root):
+@pytest.mark.parametrize('converter', ['vgg2mmseg', 'torchfcn2mmseg'])
+def test_converters_refuse(hostile, tmp_path, converter, load_tool, monkeypatch):
+    """The converters' command lines (their main, in this process) refuse it too, with
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 set (torch reads it at each load)."""
     path, marker = hostile
     out = tmp_path / 'converted.pth'
-    result = subprocess.run([
-        sys.executable,
-        osp.join(repo_root, 'tools', 'model_converters', converter), path,
-        str(out)
-    ],
-                            capture_output=True,
-                            text=True,
-                            cwd=repo_root,
-                            env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
-    assert result.returncode != 0
-    assert 'UnsafeCheckpointError' in result.stderr and path in result.stderr
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(SystemExit) as stop:
+        load_tool(f'model_converters/{converter}').main([path, str(out)])
+    assert 'UnsafeCheckpointError' in str(stop.value.code) and path in str(stop.value.code)
     assert not marker.exists() and not out.exists()
 
 

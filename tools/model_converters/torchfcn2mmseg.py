@@ -6,36 +6,34 @@ SRC is a plain state dict (the released ``fcn*_from_caffe.pth``) or a pytorch-fc
 checkpoint (``model_state_dict``). DST loads with ``mmseg.apis.init_model(CONFIG, DST)`` for the
 matching config (configs/fcn32s_vgg16_voc.py, fcn16s, fcn8s, or fcn8s-atonce: at-once has the
 same layers as FCN-8s, so pick its config yourself) and gives the original network's logits.
+The work is :func:`fcn_plugin.apis.convert_weights.convert_torchfcn`; a missing, unsafe or
+damaged SRC (``<ErrorClass>: <message>``) or one of another network
+(``torchfcn2mmseg: error: <message>``) ends the tool with one line on stderr.
 """
 import argparse
+import sys
 
-from mmseg.datasets import PascalVOCDataset
-
-from fcn_plugin.converters.torchfcn_keys import torchfcn_to_mmseg
+from fcn_plugin.apis.convert_weights import convert_torchfcn
+from fcn_plugin.converters import ConversionError
 from fcn_plugin.utils.checkpoint_safety import refuse_unloadable
-from fcn_plugin.utils.io import atomic_torch_save, load_weights_only
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='pytorch-fcn checkpoint')
     parser.add_argument('dst', help='output mmseg checkpoint')
-    args = parser.parse_args(argv)
-    checkpoint = load_weights_only(args.src, 'pytorch-fcn checkpoint')
-    for key in ('model_state_dict', 'state_dict'):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            checkpoint = checkpoint[key]
-    state_dict, variant = torchfcn_to_mmseg(checkpoint)
-    num_classes = state_dict['decode_head.conv_seg.weight'].shape[0]
-    meta = {'converted_from': args.src, 'fcn_variant': variant}
-    if num_classes == len(PascalVOCDataset.METAINFO['classes']):
-        meta['dataset_meta'] = {k: list(v) for k, v in PascalVOCDataset.METAINFO.items()}
-    else:
-        meta['dataset_meta'] = {'classes': [str(i) for i in range(num_classes)]}
-    atomic_torch_save({'state_dict': state_dict, 'meta': meta}, args.dst)
-    print(f'FCN-{variant}: wrote {len(state_dict)} tensors to {args.dst}')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with refuse_unloadable():
+        try:
+            convert_torchfcn(args.src, args.dst, log=print)
+        except ConversionError as error:
+            sys.exit(f'torchfcn2mmseg: error: {error}')
+    return 0
 
 
 if __name__ == '__main__':
-    with refuse_unloadable():
-        main()
+    sys.exit(main())

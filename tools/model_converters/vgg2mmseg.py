@@ -8,24 +8,34 @@ reshaped into 7x7/1x1 convolutions; ImageNet's fc8 is dropped. Use DST as the ba
 ``init_cfg=dict(type='Pretrained', checkpoint=DST)``. Caffe weights expect BGR 0-255 input minus
 the mean (configs/fcn*_vgg16_voc.py); torchvision's expect RGB normalised by the ImageNet
 mean/std (configs/*tvweights*).
+The work is :func:`fcn_plugin.apis.convert_weights.convert_vgg`; a missing, unsafe or damaged
+SRC (``<ErrorClass>: <message>``) or one of another network (``vgg2mmseg: error: <message>``)
+ends the tool with one line on stderr.
 """
 import argparse
+import sys
 
-from fcn_plugin.converters.vgg_keys import vgg_to_backbone
+from fcn_plugin.apis.convert_weights import convert_vgg
+from fcn_plugin.converters import ConversionError
 from fcn_plugin.utils.checkpoint_safety import refuse_unloadable
-from fcn_plugin.utils.io import atomic_torch_save, load_weights_only
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='VGG state dict in torchvision key layout')
     parser.add_argument('dst', help='output backbone checkpoint')
-    args = parser.parse_args(argv)
-    state_dict = vgg_to_backbone(load_weights_only(args.src, 'VGG checkpoint'))
-    atomic_torch_save({'state_dict': state_dict, 'meta': {'converted_from': args.src}}, args.dst)
-    print(f'wrote {len(state_dict)} tensors to {args.dst}')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with refuse_unloadable():
+        try:
+            convert_vgg(args.src, args.dst, log=print)
+        except ConversionError as error:
+            sys.exit(f'vgg2mmseg: error: {error}')
+    return 0
 
 
 if __name__ == '__main__':
-    with refuse_unloadable():
-        main()
+    sys.exit(main())

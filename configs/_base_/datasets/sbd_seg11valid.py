@@ -11,9 +11,13 @@
 # time; 255 = void (ignored in the loss and the metrics).
 dataset_type = 'FCNVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
-prepare_cmd = ('python tools/dataset_converters/sbd.py data/sbd/benchmark_RELEASE/dataset '
-               'data/VOCdevkit/VOC2012 --voc2011-val '
-               'data/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt')
+# the command that prepares the data, named in the datasets' errors (a list of short parts,
+# joined by spaces: mmengine formats the config for its log with yapf, slowly on long strings)
+prepare_cmd = [
+    'python tools/dataset_converters/sbd.py', 'data/sbd/benchmark_RELEASE/dataset',
+    'data/VOCdevkit/VOC2012', '--voc2011-val',
+    'data/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt'
+]
 # CheckSegFiles/CheckSegSample (fcn_plugin.datasets.transforms): a missing, empty, truncated or
 # corrupt file, a label value outside the classes/255 (the dataset gives CheckSegSample its
 # class count) or a label/image size mismatch stops with one

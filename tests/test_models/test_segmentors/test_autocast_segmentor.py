@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 
 from fcn_plugin.models import SkipFusion
+from fcn_plugin.utils.config_vars import ConfigError
 from fcn_plugin.utils.inference_options import add_inference_args, apply_inference_args
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -82,5 +83,5 @@ def test_tool_flags_set_the_model():
     assert cfg.model.type == 'AutocastEncoderDecoder'
     cfg = Config(dict(model=dict(type='CascadeEncoderDecoder')))
     assert apply_inference_args(cfg, parse(), 'tool').model.type == 'CascadeEncoderDecoder'
-    with pytest.raises(SystemExit, match="tool: --precision.*'CascadeEncoderDecoder'"):
+    with pytest.raises(ConfigError, match="--precision.*'CascadeEncoderDecoder'"):
         apply_inference_args(cfg, parse('--precision', 'bf16'), 'tool')

@@ -1,7 +1,8 @@
-"""Helpers of ``tools/fault_injection.py``: running a tool as a subprocess (kill it on a
-condition, its exit status, wall time and peak RSS), finding processes in ``/proc``, and the
-hostile files: a checkpoint that runs code when unpickled, a zip bomb in ``torch.save``'s format,
-a PNG decompression bomb, one bad sample in a VOC-layout folder."""
+"""The tools of :func:`~fcn_plugin.apis.fault_suite.fault_injection`: running a tool as a
+subprocess (kill it on a condition; its exit status, wall time and peak RSS), finding processes
+in ``/proc``, and the hostile files: a checkpoint that runs code when unpickled, a zip bomb in
+``torch.save``'s format, a PNG decompression bomb, one bad sample in a VOC-layout folder
+(:data:`DATA_FAULTS`)."""
 import os
 import os.path as osp
 import signal
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fcn_plugin.utils.label_png import save_label_png
+from ..utils.label_png import save_label_png
 
 
 # ----------------------------------------------------------------------------------- processes
@@ -34,7 +35,7 @@ class Tail:
         return self.text
 
 
-def run(cmd, log, env, cwd=None, timeout=300, kill_when=None):
+def run(cmd, log, env, cwd=None, timeout=300, kill_when=None) -> dict:
     """Run ``cmd`` with stdout/stderr to ``log``.out/.err; SIGKILL it when ``kill_when(tail)``
     (tail: a :class:`Tail` of stdout; polled every 2 ms) turns true, or at ``timeout`` s.
 
@@ -95,6 +96,10 @@ def wait_until(condition, seconds, step=0.1):
 
 
 # ------------------------------------------------------------------------------- hostile files
+DATA_FAULTS = ('missing image', 'truncated JPEG', 'corrupt PNG', 'label out of range',
+               'colour label', 'size mismatch', 'decompression-bomb PNG as .jpg', 'symlink loop')
+
+
 class _Exec:
     """Unpickles as ``exec(code)``."""
 
@@ -105,12 +110,12 @@ class _Exec:
         return exec, (self.code, )
 
 
-def make_pickle_bomb(path, marker):
+def make_pickle_bomb(path: str, marker: str) -> None:
     """A checkpoint that writes ``marker`` if it is ever unpickled without weights_only."""
     torch.save({'state_dict': {}, 'meta': _Exec(f'open({marker!r}, "w").write("code ran")')}, path)
 
 
-def make_zip_bomb(path, size=2 << 30):
+def make_zip_bomb(path: str, size: int = 2 << 30) -> None:
     """A ``torch.save``-like zip whose ``data.pkl`` deflates to ``size`` bytes of zeros (about
     size/1000 on disk), written 1 MiB at a time."""
     with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
@@ -126,7 +131,7 @@ def _chunk(tag, data):
     return struct.pack('>I', len(data)) + tag + data + struct.pack('>I', zlib.crc32(tag + data))
 
 
-def make_png_bomb(path, side=30000):
+def make_png_bomb(path: str, side: int = 30000) -> None:
     """A valid 8-bit RGB PNG of side x side pixels (2.7 GB decoded at 30000) whose IDAT is zlib
     of zeros (2.6 MB), compressed row by row."""
     comp, row = zlib.compressobj(9), bytes(1 + 3 * side)
@@ -137,11 +142,7 @@ def make_png_bomb(path, side=30000):
                 _chunk(b'IEND', b''))
 
 
-DATA_FAULTS = ('missing image', 'truncated JPEG', 'corrupt PNG', 'label out of range',
-               'colour label', 'size mismatch', 'decompression-bomb PNG as .jpg', 'symlink loop')
-
-
-def corrupt_sample(root, fault, bomb_side=30000):
+def corrupt_sample(root: str, fault: str, bomb_side: int = 30000) -> str:
     """Make the first train sample of a VOC-layout folder bad (``fault``: one of
     :data:`DATA_FAULTS`); returns the bad file's path."""
     with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt')) as f:

@@ -1,4 +1,6 @@
-"""SBD / seg11valid preparation and the VOC dataset, on data fabricated in the real layouts."""
+"""fcn_plugin.apis.sbd: SBD train and seg11valid in one VOC folder, on data fabricated in
+the real layouts (SBD's cls/*.mat, a VOC devkit, VOC2011's val list), read by the reference
+dataset configs; tools/dataset_converters/sbd.py, its command line."""
 import os
 import os.path as osp
 
@@ -10,14 +12,12 @@ from mmengine.config import Config
 from mmseg.registry import DATASETS
 from PIL import Image
 
+import fcn_plugin  # noqa: F401  (registers FCNVOCDataset)
+from fcn_plugin.apis import sbd as sbd_module
+from fcn_plugin.apis.sbd import DataError, SBDSplits, convert_sbd, load_sbd_label, read_ids
 from fcn_plugin.utils.label_png import save_label_png
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-@pytest.fixture(scope='module')
-def sbd(load_tool):
-    return load_tool('dataset_converters/sbd')
 
 
 def write_sbd_mat(path, seg):
@@ -78,55 +78,82 @@ def fake_data(tmp_path):
         seg11valid=['2008_000007', '2010_000008', '2008_000005'])
 
 
-def test_convert_sbd_and_seg11valid(fake_data, capsys, sbd):
-    assert sbd.main([fake_data['sbd'], fake_data['voc']]) == 0
+def convert(fake_data, **kwargs):
+    """``convert_sbd`` on the fake data; returns its result and the lines it logged."""
+    lines = []
+    result = convert_sbd(fake_data['sbd'], fake_data['voc'], log=lines.append, **kwargs)
+    return result, lines
+
+
+def test_convert_sbd_and_seg11valid(fake_data):
+    result, lines = convert(fake_data)
     voc = fake_data['voc']
     splits = osp.join(voc, 'ImageSets', 'Segmentation')
-    assert sbd.read_ids(osp.join(splits, 'sbd_train.txt')) == fake_data['train']
-    assert sbd.read_ids(osp.join(splits, 'sbd_val.txt')) == fake_data['val']
+    assert read_ids(osp.join(splits, 'sbd_train.txt')) == result.train == fake_data['train']
+    assert read_ids(osp.join(splits, 'sbd_val.txt')) == result.val == fake_data['val']
     # VOC2011 val minus SBD train, in VOC2011's order
-    assert sbd.read_ids(osp.join(splits, 'seg11valid.txt')) == fake_data['seg11valid']
+    assert read_ids(osp.join(splits, 'seg11valid.txt')) == result.seg11valid \
+        == fake_data['seg11valid']
     for name, seg in fake_data['segs'].items():
         png = Image.open(osp.join(voc, 'SegmentationClassSBD', f'{name}.png'))
         assert png.mode == 'P'
         assert png.getpalette()[3:6] == [128, 0, 0]  # VOC palette: class 1
         np.testing.assert_array_equal(np.array(png), seg)
         assert osp.isfile(osp.join(voc, 'JPEGImages', f'{name}.jpg'))  # copied where missing
-    assert '6 label PNGs written' in capsys.readouterr().out
+    assert result.written == 6 and lines == ['6 label PNGs written, 0 already there']
+    assert result.split_dir == splits
+    assert result.summary() == ('sbd_train: 4 images (reference: 8498), sbd_val: 2, seg11valid: '
+                                f'3 (reference: 736), in {splits}')
+    assert result.warning() is None
 
 
-def test_convert_twice_is_safe(fake_data, capsys, sbd):
-    assert sbd.main([fake_data['sbd'], fake_data['voc']]) == 0
+def test_convert_twice_is_safe(fake_data):
+    convert(fake_data)
     label = osp.join(fake_data['voc'], 'SegmentationClassSBD', '2008_000001.png')
     before = open(label, 'rb').read()
-    capsys.readouterr()
-    assert sbd.main([fake_data['sbd'], fake_data['voc'], '--nproc', '2']) == 0
-    assert '0 label PNGs written, 6 already there' in capsys.readouterr().out
+    result, lines = convert(fake_data, nproc=2)  # worker processes
+    assert lines == ['0 label PNGs written, 6 already there'] and result.written == 0
+    assert result.seg11valid == fake_data['seg11valid']
     assert open(label, 'rb').read() == before
     leftovers = [f for _, _, fs in os.walk(fake_data['voc']) for f in fs if '.tmp' in f]
     assert leftovers == []
 
 
-def test_missing_data_gives_one_clear_error(fake_data, tmp_path, capsys, sbd):
+def test_missing_data_names_what_is_expected_and_the_command(fake_data, tmp_path):
     os.rename(osp.join(fake_data['sbd'], 'cls'), osp.join(fake_data['sbd'], 'cls_moved'))
-    assert sbd.main([fake_data['sbd'], fake_data['voc']]) == 1
-    err = capsys.readouterr().err
-    assert err.count('error:') == 1
-    assert osp.join(fake_data['sbd'], 'cls') in err
-    assert 'tools/dataset_converters/sbd.py' in err
-    # missing VOC2011 val list
+    with pytest.raises(DataError) as info:
+        convert(fake_data)
+    msg = str(info.value)
+    assert osp.join(fake_data['sbd'], 'cls') in msg and 'tools/dataset_converters/sbd.py' in msg
+    assert not osp.isdir(osp.join(fake_data['voc'], 'SegmentationClassSBD'))  # nothing written
+    # a missing label file, then a missing VOC2011 val list
     os.rename(osp.join(fake_data['sbd'], 'cls_moved'), osp.join(fake_data['sbd'], 'cls'))
+    os.rename(osp.join(fake_data['sbd'], 'cls', '2010_000006.mat'), str(tmp_path / 'x.mat'))
+    with pytest.raises(DataError, match=r'SBD label \(1 of 6 missing\)'):
+        convert(fake_data)
+    os.rename(str(tmp_path / 'x.mat'), osp.join(fake_data['sbd'], 'cls', '2010_000006.mat'))
     missing_list = str(tmp_path / 'nowhere' / 'val.txt')
-    assert sbd.main([fake_data['sbd'], fake_data['voc'], '--voc2011-val', missing_list]) == 1
-    assert missing_list in capsys.readouterr().err
+    with pytest.raises(DataError, match='VOC2011 segmentation val list') as info:
+        convert(fake_data, voc2011_val=missing_list)
+    assert missing_list in str(info.value)
 
 
-def test_bad_mat_file(tmp_path, sbd):
+def test_bad_mat_file(tmp_path):
     scipy.io.savemat(tmp_path / 'x.mat', dict(GTinst=dict(Segmentation=np.zeros((2, 2)))))
-    with pytest.raises(sbd.DataError, match='GTcls'):
-        sbd.load_sbd_label(str(tmp_path / 'x.mat'))
+    with pytest.raises(DataError, match='GTcls'):
+        load_sbd_label(str(tmp_path / 'x.mat'))
+    write_sbd_mat(tmp_path / 'y.mat', np.full((2, 2), 30, np.uint8))  # not a VOC class
+    with pytest.raises(DataError, match='outside 0..20/255'):
+        load_sbd_label(str(tmp_path / 'y.mat'))
 
 
+def test_warning_when_seg11valid_is_not_the_reference_one():
+    full = SBDSplits('voc', train=['x'] * 8498, seg11valid=['y'] * 1111)
+    assert 'is --voc2011-val the VOC2011 list?' in full.warning()
+    assert SBDSplits('voc', train=['x'] * 8498, seg11valid=['y'] * 736).warning() is None
+
+
+# ------------------------------------------------------------------ the reference datasets
 def _reference_dataset_cfg(voc_root, which):
     cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'datasets', 'sbd_seg11valid.py'))
     dataset = cfg[f'{which}_dataloader']['dataset'].to_dict()
@@ -134,9 +161,8 @@ def _reference_dataset_cfg(voc_root, which):
     return dataset
 
 
-def test_reference_dataset_reads_converted_data(fake_data, sbd):
-    import fcn_plugin  # noqa: F401  (registers FCNVOCDataset)
-    sbd.main([fake_data['sbd'], fake_data['voc']])
+def test_reference_dataset_reads_converted_data(fake_data):
+    convert(fake_data)
     train = DATASETS.build(_reference_dataset_cfg(fake_data['voc'], 'train'))
     val = DATASETS.build(_reference_dataset_cfg(fake_data['voc'], 'val'))
     assert len(train) == len(fake_data['train']) and len(val) == len(fake_data['seg11valid'])
@@ -149,15 +175,54 @@ def test_reference_dataset_reads_converted_data(fake_data, sbd):
     assert 255 in val[0]['data_samples'].gt_sem_seg.data  # void kept for the metric to drop
 
 
-def test_dataset_missing_data_error(fake_data, sbd):
-    import fcn_plugin  # noqa: F401
+def test_dataset_missing_data_error(fake_data):
     cfg = _reference_dataset_cfg(fake_data['voc'], 'train')  # before conversion
     with pytest.raises(FileNotFoundError) as info:
         DATASETS.build(cfg)
     msg = str(info.value)
     assert 'sbd_train.txt' in msg and 'tools/dataset_converters/sbd.py' in msg
     # a listed label that is missing
-    sbd.main([fake_data['sbd'], fake_data['voc']])
+    convert(fake_data)
     os.remove(osp.join(fake_data['voc'], 'SegmentationClassSBD', '2008_000003.png'))
     with pytest.raises(FileNotFoundError, match='2008_000003.png'):
         DATASETS.build(cfg)
+
+
+# --------------------------------------------------------- tools/dataset_converters/sbd.py
+@pytest.fixture(scope='module')
+def tool(load_tool):
+    return load_tool('dataset_converters/sbd')
+
+
+def test_cli_converts_and_prints_the_splits(fake_data, capsys, tool, monkeypatch):
+    assert tool.main([fake_data['sbd'], fake_data['voc'], '--nproc', '1']) == 0
+    out, err = capsys.readouterr()
+    splits = osp.join(fake_data['voc'], 'ImageSets', 'Segmentation')
+    assert out.splitlines() == [
+        '6 label PNGs written, 0 already there',
+        f'sbd_train: 4 images (reference: 8498), sbd_val: 2, seg11valid: 3 (reference: 736), '
+        f'in {splits}'
+    ]
+    assert 'warning' not in err
+    # the full SBD train but another seg11valid: a warning on stderr (the reference sizes of
+    # the fake data changed here)
+    monkeypatch.setattr(sbd_module, 'REFERENCE_SIZES', dict(train=4, seg11valid=736))
+    assert tool.main([fake_data['sbd'], fake_data['voc']]) == 0
+    out, err = capsys.readouterr()
+    assert '0 label PNGs written, 6 already there' in out
+    assert err.strip().endswith('warning: seg11valid should have 736 images with the full SBD '
+                                'and VOC2011 val; is --voc2011-val the VOC2011 list?')
+
+
+def test_cli_missing_data_gives_one_clear_error(fake_data, tmp_path, capsys, tool):
+    os.rename(osp.join(fake_data['sbd'], 'cls'), osp.join(fake_data['sbd'], 'cls_moved'))
+    assert tool.main([fake_data['sbd'], fake_data['voc']]) == 1
+    err = capsys.readouterr().err
+    assert err.count('error:') == 1
+    assert osp.join(fake_data['sbd'], 'cls') in err
+    assert 'tools/dataset_converters/sbd.py' in err
+    # missing VOC2011 val list (--voc2011-val)
+    os.rename(osp.join(fake_data['sbd'], 'cls_moved'), osp.join(fake_data['sbd'], 'cls'))
+    missing_list = str(tmp_path / 'nowhere' / 'val.txt')
+    assert tool.main([fake_data['sbd'], fake_data['voc'], '--voc2011-val', missing_list]) == 1
+    assert missing_list in capsys.readouterr().err

@@ -1,0 +1,58 @@
+"""The one way the APIs build a config's segmentor outside a runner (export, benchmark)."""
+import os.path as osp
+from typing import Optional, Type
+
+import torch
+from mmengine.config import Config
+from torch import nn
+
+# the score layers start at zero (the reference's init): drawn at this std when no checkpoint
+# is loaded, so that the logits are not all zero
+RANDOM_SCORE_STD = 0.01
+
+
+def build_segmentor(cfg: Config,
+                    checkpoint: Optional[str] = None,
+                    seed: int = 0,
+                    error: Type[Exception] = ValueError) -> nn.Module:
+    """``cfg.model`` built on the CPU with SyncBN as BN, in eval mode, weights from
+    ``checkpoint`` (every key, every shape; its ``dataset_meta`` kept).
+
+    Nothing is downloaded (``pretrained``/``backbone.init_cfg`` are dropped). Without a
+    checkpoint (tests, measurements) the weights are the config's initialisation, seeded, with
+    the zero-initialised layers (the score layers) drawn at :data:`RANDOM_SCORE_STD`. A missing,
+    unsafe, damaged or unfitting checkpoint raises ``error`` (the caller's exception class)
+    naming it.
+    """
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = cfg.model.copy()
+    model_cfg.pop('pretrained', None)
+    if isinstance(model_cfg.get('backbone'), dict):
+        model_cfg.backbone.init_cfg = None
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    if checkpoint is None:
+        torch.manual_seed(seed)
+        model.init_weights()
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d) and not m.weight.detach().any():
+                nn.init.normal_(m.weight, std=RANDOM_SCORE_STD)
+        return model.eval()
+    if not osp.isfile(checkpoint):
+        raise error(f'checkpoint file {checkpoint} does not exist')
+    try:
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    except RuntimeError as e:  # missing / unexpected / mis-shaped keys
+        first = str(e).strip().splitlines()
+        raise error(f'checkpoint {checkpoint} does not fit the config\'s model: '
+                    f'{" ".join(line.strip() for line in first[:3])[:400]}') from e
+    except Exception as e:  # unsafe, truncated or not a checkpoint
+        raise error(f'checkpoint {checkpoint} cannot be loaded: '
+                    f'{type(e).__name__}: {str(e).splitlines()[0][:300]}') from e
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    if 'dataset_meta' in meta:
+        model.dataset_meta = meta['dataset_meta']
+    return model.eval()

@@ -1,0 +1,227 @@
+"""Masks (0/255, grey levels, colours) to class indices: how each mask value becomes a class.
+
+A label for training holds one class index per pixel: ``0..K-1``, and 255 for void (ignored by
+the loss and the metrics). Masks as most tools save them are not that: a binary mask saved as
+0/255 would make every foreground pixel void. A :class:`Converter` reads masks, plans the
+value -> class table from the values found in ALL the masks (:meth:`Converter.plan`) and applies
+it; :func:`build_converter` makes one from the options of
+:func:`fcn_plugin.apis.convert_masks` (``tools/dataset_converters/masks2labels.py``), whose
+flag names the messages use.
+
+Grey masks (single-channel, or RGB with R = G = B): by default the levels found become classes
+0, 1, ... in ascending order (levels 0 and 255 only: 0 -> 0, 255 -> 1), except the void values,
+which become 255; or ``threshold`` (level >= T is class 1), or an explicit ``mapping``.
+Colour masks: class i is the i-th palette colour; a colour not in the palette raises
+:class:`MaskError` (``unknown='void'``: void, ``unknown='nearest'``: the nearest colour).
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+from ..utils.label_png import voc_palette
+from .label_checks import value_counts
+
+VOID = 255
+Colour = Tuple[int, int, int]
+
+
+class MaskError(ValueError):
+    """A mask that cannot be converted as asked (names the file and the fix)."""
+
+
+# ------------------------------------------------------------------------------ reading masks
+def read_grey(path: str) -> np.ndarray:
+    """A single-channel mask as an integer ``(H, W)`` array (an indexed PNG: its indices; RGB
+    with R = G = B: one channel). Colour masks raise :class:`MaskError`."""
+    with Image.open(path) as img:
+        mode = img.mode
+        if mode in ('LA', 'PA'):
+            img = img.getchannel(0)
+        arr = np.array(img)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.ndim == 3:
+        rgb = arr[..., :3]
+        if (rgb == rgb[..., :1]).all():
+            return rgb[..., 0]
+        raise MaskError(f'{path}: a colour mask ({mode}): give the colour of each class with '
+                        '--palette R,G,B ... or --palette-png FILE')
+    return arr
+
+
+def read_colour(path: str) -> np.ndarray:
+    """A mask as ``(H, W, 3)`` uint8 RGB (an indexed PNG: the colours of its palette)."""
+    with Image.open(path) as img:
+        if img.mode != 'RGB':
+            img = img.convert('RGB')
+        return np.array(img)
+
+
+def colour_key(rgb: np.ndarray) -> np.ndarray:
+    """One integer per colour: ``R << 16 | G << 8 | B``."""
+    rgb = rgb.astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def key_colour(key: int) -> Colour:
+    return (key >> 16) & 255, (key >> 8) & 255, key & 255
+
+
+def colour_counts(rgb: np.ndarray) -> Dict[int, int]:
+    unique, counts = np.unique(colour_key(rgb).ravel(), return_counts=True)
+    return {int(k): int(c) for k, c in zip(unique, counts)}
+
+
+def describe(value: int, colour: bool) -> str:
+    """A mask value as the report shows it: the grey level, or ``'#rrggbb'``."""
+    return ('#%02x%02x%02x' % key_colour(value)) if colour else str(value)
+
+
+# ------------------------------------------------------------------------------ palettes
+def parse_colour(text: Union[str, Sequence[int]]) -> Colour:
+    """``'R,G,B'`` or ``'#rrggbb'`` (or an ``(R, G, B)`` sequence) as a tuple of ints."""
+    if not isinstance(text, str):
+        text = ','.join(str(c) for c in text)
+    text = text.strip()
+    if text.startswith('#') and len(text) == 7:
+        return tuple(int(text[i:i + 2], 16) for i in (1, 3, 5))
+    parts = text.split(',')
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) < 256 for p in parts):
+        raise MaskError(f'{text!r}: a colour is R,G,B (0-255 each) or #rrggbb')
+    return tuple(int(p) for p in parts)
+
+
+def palette_from_png(path: str) -> List[Colour]:
+    """The palette of an indexed (mode P) PNG, entry i = the colour of index i."""
+    with Image.open(path) as img:
+        if img.mode != 'P':
+            raise MaskError(f'--palette-png {path}: not an indexed (palette) image but {img.mode}')
+        flat = img.getpalette() or []
+    return [tuple(flat[i:i + 3]) for i in range(0, len(flat) - 2, 3)]
+
+
+# ------------------------------------------------------------------------------ conversion
+class Converter:
+    """Map mask values (grey levels or colours) to class indices; see the module docstring."""
+
+    def __init__(self,
+                 palette: Optional[Sequence[Colour]] = None,
+                 void_values: Sequence = (),
+                 threshold: Optional[float] = None,
+                 mapping: Optional[Dict[int, int]] = None,
+                 unknown: str = 'error',
+                 max_classes: int = 64):
+        self.colour = palette is not None
+        self.void = set(void_values)
+        self.threshold = threshold
+        self.mapping = dict(mapping) if mapping else None
+        self.unknown = unknown
+        self.max_classes = max_classes
+        self.table: Dict[int, int] = {}
+        if self.colour:
+            for index, c in enumerate(palette):
+                self.table.setdefault(int(colour_key(np.array(c))), index)
+            self.palette_keys = np.array(sorted(self.table))
+            for c in self.void:
+                self.table[int(colour_key(np.array(c)))] = VOID
+
+    def read(self, path: str) -> np.ndarray:
+        return read_colour(path) if self.colour else read_grey(path)
+
+    def counts(self, mask: np.ndarray) -> Dict[int, int]:
+        return colour_counts(mask) if self.colour else value_counts(mask)
+
+    def plan(self, found: Dict[int, Dict[str, int]]) -> Dict[int, int]:
+        """The value -> class table for every value ``found`` (``{value: {file: count}}``)."""
+        values = sorted(found)
+        if self.colour:
+            return {v: self._colour_class(v, found[v]) for v in values}
+        table = {v: VOID for v in values if v in self.void}
+        rest = [v for v in values if v not in self.void]
+        if self.mapping is not None:
+            for v in rest:
+                if v not in self.mapping:
+                    files = sorted(found[v])
+                    raise MaskError(f'value {v} has no --map entry ({len(files)} file(s), e.g. '
+                                    f'{files[0]}); add {v}:CLASS')
+                table[v] = self.mapping[v]
+        elif self.threshold is not None:
+            table.update({v: int(v >= self.threshold) for v in rest})
+        elif set(rest) <= {0, 255}:
+            table.update({v: int(v == 255) for v in rest})
+        else:
+            if len(rest) > self.max_classes:
+                raise MaskError(
+                    f'{len(rest)} grey levels found ({rest[0]}..{rest[-1]}): anti-aliased edges '
+                    'or JPEG-compressed masks? Use --threshold T for a binary mask (level >= T '
+                    'is foreground), or --map VALUE:CLASS ...')
+            table.update({v: i for i, v in enumerate(rest)})
+        bad = {v: c for v, c in table.items() if not 0 <= c <= 255}
+        if bad:
+            raise MaskError(f'classes must be 0..254 (255 is void): {bad}')
+        return table
+
+    def _colour_class(self, v: int, files: Dict[str, int]) -> int:
+        if v in self.table:
+            return self.table[v]
+        if self.unknown == 'void':
+            return VOID
+        if self.unknown == 'nearest':
+            colours = np.array([key_colour(int(k)) for k in self.palette_keys])
+            d = ((colours - np.array(key_colour(v)))**2).sum(1)
+            return self.table[int(self.palette_keys[int(d.argmin())])]
+        raise MaskError(f'colour {key_colour(v)} is not in the palette ({sum(files.values())} '
+                        f'px in {len(files)} file(s), e.g. {sorted(files)[0]}): add it to '
+                        '--palette, or --void-value R,G,B it, or --unknown void / --unknown '
+                        'nearest')
+
+    def apply(self, mask: np.ndarray, table: Dict[int, int]) -> np.ndarray:
+        """The ``(H, W)`` uint8 label of ``mask`` (as :meth:`read` returns it)."""
+        keys = colour_key(mask) if self.colour else mask.astype(np.int64)
+        values = np.array(sorted(table), dtype=np.int64)
+        classes = np.array([table[v] for v in values], dtype=np.uint8)
+        pos = np.searchsorted(values, keys)
+        return classes[np.clip(pos, 0, len(values) - 1)]
+
+
+def build_converter(palette: Union[None, str, Sequence] = None,
+                    palette_png: Optional[str] = None,
+                    void_values: Sequence = (),
+                    threshold: Optional[float] = None,
+                    mapping: Union[None, Dict[int, int], Sequence[str]] = None,
+                    unknown: str = 'error') -> Converter:
+    """A :class:`Converter` from the options as the tool takes them: ``palette`` a list of
+    ``'R,G,B'`` / ``'#rrggbb'`` colours (or tuples), or ``'voc'``; ``palette_png`` an indexed
+    PNG; ``void_values`` grey levels (or colours, with a palette); ``mapping``
+    ``{value: class}`` or ``'VALUE:CLASS'`` strings."""
+    if palette and palette_png:
+        raise MaskError('give --palette or --palette-png, not both')
+    void_values = list(void_values or ())
+    colours = None
+    if palette_png:
+        colours = palette_from_png(palette_png)
+    elif palette:
+        if isinstance(palette, str):
+            palette = [palette]
+        voc = len(palette) == 1 and isinstance(palette[0], str) and palette[0] == 'voc'
+        colours = ([tuple(c)
+                    for c in voc_palette().tolist()] if voc else [parse_colour(c) for c in palette])
+    if colours is not None and (threshold is not None or mapping):
+        raise MaskError('--threshold and --map are for grey masks, not with a palette')
+    if colours is not None:
+        void = [parse_colour(v) for v in void_values]
+    else:
+        if not all(str(v).isdigit() for v in void_values):
+            raise MaskError(f'--void-value {void_values}: grey levels are integers (R,G,B '
+                            'colours need --palette)')
+        void = [int(v) for v in void_values]
+    table = None
+    if isinstance(mapping, dict):
+        table = {int(a): int(b) for a, b in mapping.items()}
+    elif mapping:
+        try:
+            table = {int(a): int(b) for a, b in (m.split(':') for m in mapping)}
+        except ValueError:
+            raise MaskError(f'--map {mapping}: entries are VALUE:CLASS, e.g. 255:1') from None
+    return Converter(colours, void, threshold, table, unknown)

@@ -1,0 +1,200 @@
+"""fcn_plugin.apis.benchmarking (tools/benchmark.py) on the narrow FCN-8s at a small size: figures
+are produced and the plain PyTorch module it compares against computes the same network."""
+import contextlib
+import io
+import json
+import os.path as osp
+import statistics
+import time
+
+import pytest
+import torch
+
+from fcn_plugin.apis.benchmarking import BenchmarkError, benchmark
+from fcn_plugin.apis.measure import percentile
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn8s_vgg16-narrow_tinyvoc.py')
+TOOL = 'tools/benchmark.py'
+
+
+@pytest.fixture(scope='module')
+def tool(load_tool):
+    """The tool's module. mmengine's logger, made on first use, writes to the sys.stdout of
+    that moment: made here, it is not a test's captured (then closed) stream."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance()
+    return load_tool('benchmark')
+
+
+def test_percentile():
+    assert percentile([4, 1, 3, 2], 50) == pytest.approx(2.5)
+    assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 90) == pytest.approx(10)
+    assert percentile([7], 90) == 7
+
+
+def run_tool(tool, argv):
+    """``tool.main(argv)``: its exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = tool.main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_cli_compare_plain_and_train(tmp_path, tool, monkeypatch):
+    """The tool with --compare-plain --train --json: the figures benchmark returned, printed
+    and written as they are."""
+    out = str(tmp_path / 'sub' / 'bench.json')
+    returned = []
+
+    def spy(*args, **kwargs):
+        returned.append(benchmark(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(tool, 'benchmark', spy)
+    start = time.perf_counter()
+    status, printed, _ = run_tool(tool, [
+        CONFIG, '--shape', '37', '45', '--device', 'cpu', '--repeat', '3', '--warmup', '1',
+        '--compare-plain', '--train', '--json', out
+    ])
+    wall = time.perf_counter() - start
+    assert status == 0
+    res = returned[0]
+    assert [r['batch_size'] for r in res['runs']] == [1]
+    assert res['shape'] == [37, 45] and res['device'] == 'cpu' and res['repeat'] == 3
+    inf, train = res['runs'][0]['inference'], res['runs'][0]['train']
+    timed = 0
+    for name in ('mmseg', 'plain'):
+        r = inf[name]
+        times = r['times_s']
+        assert len(times) == r['runs'] == 3 and all(t > 0 for t in times)
+        timed += sum(times)
+        # the figures are the summaries of the measured times
+        assert r['median_s'] == statistics.median(times) and r['min_s'] == min(times)
+        assert min(times) <= r['median_s'] <= r['p90_s'] <= max(times)
+        assert r['images_per_s'] == pytest.approx(1 / r['median_s'])
+        assert r['gflops_per_s'] == pytest.approx(r['gflop'] / r['median_s'])
+        assert r['gflop'] > 0 and r['peak_mem_bytes'] > 0
+    assert timed < wall  # timed runs within the call: seconds, not another unit
+    # the network's FLOPs (the backbone's fast path off while counting): the plain module's,
+    # less the zero off-diagonal terms the grouped class-wise upsampling does not compute
+    assert 0.5 * inf['plain']['gflop'] < inf['mmseg']['gflop'] < inf['plain']['gflop']
+    assert inf['check']['max_abs_logit'] > 0  # random score layers: non-trivial logits
+    assert inf['check']['max_abs_logit_diff'] <= 1e-4 * inf['check']['max_abs_logit'] + 1e-6
+    assert inf['check']['argmax_agreement'] > 0.99
+    # the ratio of the two measured medians, and the median of the paired (ABBA) ratios
+    assert inf['ratio_mmseg_over_plain'] == pytest.approx(inf['mmseg']['median_s'] /
+                                                          inf['plain']['median_s'])
+    pairs = [a / b for a, b in zip(inf['mmseg']['times_s'], inf['plain']['times_s'])]
+    assert inf['ratio_paired_median'] == pytest.approx(statistics.median(pairs))
+    assert min(pairs) <= inf['ratio_paired_median'] <= max(pairs)
+    # a training step counts the backward pass: more FLOPs than inference
+    assert train['gflop'] > 2 * inf['mmseg']['gflop']
+    assert len(train['times_s']) == train['runs'] == 3
+    with open(out) as f:
+        saved = json.load(f)
+    assert saved == json.loads(json.dumps(res))  # everything returned, as returned
+    assert saved['runs'][0]['inference']['mmseg']['times_s'] == inf['mmseg']['times_s']
+    assert saved['precision'] == 'fp32' and saved['channels_last'] is False
+    printed = printed.splitlines()  # mmengine's log lines in between
+    starts = [
+        f'{CONFIG}: 37x45, fp32, CPU, ', 'predict x1 ', 'plain x1 ',
+        f'ratio mmseg/plain (medians): {inf["ratio_mmseg_over_plain"]:.3f}', 'train x1 ',
+        'memory: RSS high-water mark (VmHWM)', f'figures written to {out}'
+    ]
+    where = [next(i for i, line in enumerate(printed) if line.startswith(s)) for s in starts]
+    assert where == sorted(where) and where[-1] == len(printed) - 1
+
+
+def test_batch_sweep_in_bf16_channels_last():
+    """Reduced precision on the CPU: the options reach the model and the plain module, and the
+    bf16 logits stay close to each other (both in bf16) with the batch recorded per run."""
+    res = benchmark(
+        CONFIG,
+        shape=(33, 29),
+        device='cpu',
+        repeat=1,
+        compare_plain=True,
+        batch_sizes=[1, 2],
+        precision='bf16',
+        channels_last=True,
+        verbose=False)
+    assert res['precision'] == 'bf16' and res['channels_last'] is True
+    assert res['batch_sizes'] == [1, 2] and [r['batch_size'] for r in res['runs']] == [1, 2]
+    for run in res['runs']:
+        inf = run['inference']
+        assert inf['mmseg']['images_per_s'] == pytest.approx(run['batch_size'] /
+                                                             inf['mmseg']['median_s'])
+        assert inf['check']['max_abs_logit_diff'] <= 0.05 * inf['check']['max_abs_logit']
+        assert 'train' not in run
+
+
+def test_amp_train_needs_a_gpu(tool):
+    with pytest.raises(
+            BenchmarkError,
+            match="^--train with --precision fp16/bf16 uses "
+            "mmengine's AmpOptimWrapper, which needs a GPU$"):
+        benchmark(
+            CONFIG,
+            shape=(33, 29),
+            device='cpu',
+            repeat=1,
+            train=True,
+            precision='fp16',
+            verbose=False)
+    assert run_tool(tool, [CONFIG, '--shape', '33', '29', '--repeat', '0'
+                           ]) == (1, '', f'{TOOL}: --repeat must be >= 1\n')
+
+
+def test_user_errors(tmp_path, tool):
+    with pytest.raises(BenchmarkError, match='^config file .*nope.py does not exist$'):
+        benchmark(str(tmp_path / 'nope.py'))
+    with pytest.raises(BenchmarkError, match='^checkpoint .*missing.pth does not exist$'):
+        benchmark(CONFIG, str(tmp_path / 'missing.pth'), shape=(33, 29), device='cpu')
+    assert run_tool(
+        tool,
+        [CONFIG, '--precision', 'bf16', '--cfg-options', 'model.type=Foo'
+         ]) == (1, '',
+                f"{TOOL}: --precision/--channels-last need model.type 'AutocastEncoderDecoder' (or "
+                "mmseg's 'EncoderDecoder'), the config has 'Foo'\n")
+
+
+def test_compare_plain_follows_the_config_geometry():
+    """The tiny demo config (conv1_1 padded by 16, 3x3 fc6): the plain module takes its padding,
+    kernel and derived crops, and computes the same logits."""
+    res = benchmark(
+        osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py'),
+        shape=(64, 80),
+        device='cpu',
+        repeat=1,
+        compare_plain=True,
+        verbose=False)
+    check = res['runs'][0]['inference']['check']
+    assert check['max_abs_logit'] > 0
+    assert check['max_abs_logit_diff'] <= 1e-4 * check['max_abs_logit']
+    assert check['argmax_agreement'] == 1.0
+
+
+class Payload:
+    """Unpickling this runs ``exec``, which creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f'open({self.marker!r}, "w").close()', )
+
+
+def test_checkpoints_load_weights_only(tmp_path, monkeypatch):
+    """benchmark installs the project's weights-only checkpoint loaders (as the tools did at
+    start-up): code in a checkpoint is refused even with torch's weights-only turned off."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+
+    marker, path = tmp_path / 'CODE_RAN', str(tmp_path / 'hostile.pth')
+    torch.save(dict(state_dict={}, meta=dict(x=Payload(marker))), path)
+    monkeypatch.setattr(mmengine_checkpoint.CheckpointLoader, '_schemes',
+                        {'': mmengine_checkpoint.load_from_local})  # as mmengine has them
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(BenchmarkError, match=f'{path} cannot be loaded: UnsafeCheckpointError'):
+        benchmark(CONFIG, path, shape=(33, 29), device='cpu', verbose=False)
+    assert not marker.exists()

@@ -1,0 +1,251 @@
+"""fcn_plugin.apis.export_onnx (tools/deployment/pytorch2onnx.py): raw image in, logits of the
+image's size out, any size."""
+import ast
+import dataclasses
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from fcn_plugin.apis.export import ExportError, build_model, export_onnx, load_config, parse_shape
+from fcn_plugin.apis.onnx_check import check_onnx
+from fcn_plugin.apis.onnx_graph import ONNXSegmentor, export_graph
+
+onnx = pytest.importorskip('onnx', reason='pip install -e .[onnx]')
+ort = pytest.importorskip('onnxruntime', reason='pip install -e .[onnx]')
+pytest.importorskip('onnxscript', reason='pip install -e .[onnx]')
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+FCN8S = osp.join(ROOT, 'configs', 'fcn8s_vgg16_voc.py')
+ATONCE = osp.join(ROOT, 'configs', 'fcn8s-atonce_vgg16_voc.py')
+R50 = osp.join(ROOT, 'configs', 'fcn8s_r50_voc12aug.py')
+NARROW_VGG = [
+    'model.backbone.base_channels=4', 'model.backbone.fc_channels=16',
+    'model.decode_head.in_channels=[16,32,16]'
+]
+NARROW = {k: ast.literal_eval(v) for k, v in (p.split('=', 1) for p in NARROW_VGG)}
+CHECKS = ['64x80', '97x131', '1x1', '2x31x17']
+CAFFE_MEAN = torch.tensor([104.00699, 116.66877, 122.67892]).view(1, 3, 1, 1)
+TOOL = 'tools/deployment/pytorch2onnx.py'
+
+
+@pytest.fixture(scope='module')
+def tool(load_tool):
+    """The tool's module. mmengine's logger, made on first use, writes to the sys.stdout of
+    that moment: made here, it is not a test's captured (then closed) stream."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance()
+    return load_tool('deployment/pytorch2onnx')
+
+
+@pytest.fixture(scope='module')
+def fcn8s(tmp_path_factory):
+    """A narrow FCN-8s exported from a checkpoint saved here: ``(the ExportResult, the PyTorch
+    model, the .onnx file, the checkpoint)``."""
+    tmp = tmp_path_factory.mktemp('onnx')
+    model = build_model(load_config(FCN8S, NARROW), None)
+    ckpt, out = str(tmp / 'fcn8s.pth'), str(tmp / 'fcn8s.onnx')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    result = export_onnx(FCN8S, ckpt, out, shape=(64, 80), check_shapes=CHECKS, cfg_options=NARROW)
+    return result, model.eval(), out, ckpt
+
+
+def test_export_checks_other_sizes(fcn8s):
+    result, _, out, _ = fcn8s
+    assert result.ok and osp.isfile(out) and result.out == out
+    assert result.min_size == (1, 1) and result.shape == (64, 80) and result.batch == 'batch'
+    assert result.num_classes == 21 and result.seconds > 0
+    assert [r['shape'] for r in result.checks] == [(1, 64, 80), (1, 97, 131), (1, 1, 1),
+                                                   (2, 31, 17)]
+    for r in result.checks:
+        assert r['ok'] and r['rel'] <= 1e-4 and r['out_shape'] == (r['shape'][0], 21) + \
+            r['shape'][1:], r
+    printed = '\n'.join(result.lines())
+    assert 'height >= 1, width >= 1' in printed
+    for size in ('1x3x64x80', '1x3x97x131', '1x3x1x1', '2x3x31x17'):
+        line = next(line for line in printed.splitlines() if line.strip().startswith(size))
+        assert line.endswith('OK'), line
+
+
+def test_graph_io_names_and_dynamic_dims(fcn8s):
+    result, *_ = fcn8s
+    model = onnx.load(result.out)
+
+    def dims(value):
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    assert [v.name for v in model.graph.input] == ['image']  # weights are not inputs
+    assert [v.name for v in model.graph.output] == ['logits']
+    assert dims(model.graph.input[0]) == ['batch', 3, 'height', 'width']
+    assert dims(model.graph.output[0]) == ['batch', 21, 'height', 'width']
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta['min_height'] == meta['min_width'] == '1'
+    assert result.opset == next(o.version for o in model.opset_import if o.domain == '')
+
+
+def test_normalisation_is_inside_the_graph(fcn8s):
+    """Raw 0-255 BGR pixels in; the Caffe mean is subtracted by the graph (std 1, no swap)."""
+    result, model, out, _ = fcn8s
+    assert result.preprocessing.startswith('(x - [104.007, 116.669, 122.679]) / [1, 1, 1]')
+    session = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
+    raw = torch.randint(0, 256, (1, 3, 45, 38)).float()
+    with torch.no_grad():
+        feats = model.backbone(raw - CAFFE_MEAN)
+        expected = model.decode_head(feats, input_size=(45, 38))
+    got = session.run(['logits'], {'image': raw.numpy()})[0]
+    assert got.shape == (1, 21, 45, 38)
+    scale = expected.abs().max().item()
+    assert scale > 0
+    np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-4 * scale)
+    # the unnormalised image gives different logits: the mean really is applied inside
+    plain = session.run(['logits'], {'image': (raw - CAFFE_MEAN).numpy()})[0]
+    assert np.abs(plain - got).max() > 1e-2 * scale
+
+
+def test_cli_passes_its_flags_and_prints_the_result(fcn8s, tool, monkeypatch, capsys):
+    """The tool's flags reach export_onnx; it prints the result and fails on a failed check."""
+    result, _, out, ckpt = fcn8s
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append((args, kwargs))
+        return returned
+
+    monkeypatch.setattr(tool, 'export_onnx', fake)
+    returned = result
+    assert tool.main([FCN8S, ckpt, '--out', out, '--shape', '64', '80', '--check-shapes'] + CHECKS +
+                     ['--cfg-options'] + NARROW_VGG) == 0
+    assert calls == [((FCN8S, ckpt, out),
+                      dict(
+                          opset=None,
+                          shape=(64, 80),
+                          check_shapes=CHECKS,
+                          rtol=1e-4,
+                          static_batch=False,
+                          cfg_options=NARROW,
+                          verbose=False))]
+    captured = capsys.readouterr()
+    assert captured.out == '\n'.join(result.lines()) + '\n' and captured.err == ''
+
+    bad = dict(result.checks[0], max_abs=1.0, rel=1.0, ok=False)
+    returned = dataclasses.replace(result, checks=[bad] + result.checks[1:], rtol=1e-5)
+    assert not returned.ok
+    assert tool.main([FCN8S, ckpt, '--out', out, '--rtol', '1e-5', '--static-batch']) == 1
+    assert calls[-1][1]['static_batch'] and calls[-1][1]['rtol'] == 1e-5
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-4].endswith('FAIL')
+    assert captured.err == (f'{TOOL}: onnxruntime does not match PyTorch within 1e-05 x '
+                            'max|logit| (or no size could be checked)\n')
+
+
+def test_atonce_matches_pytorch_at_many_sizes(tmp_path):
+    model = build_model(load_config(ATONCE, NARROW), None)
+    assert model.decode_head.fusions[0].skip_scale == 0.01  # pool4, then pool3: 1e-4
+    with torch.no_grad():  # large skip scores, so that the scaled skips show in the logits
+        for fusion in model.decode_head.fusions:
+            fusion.score.weight.normal_(std=1 / fusion.skip_scale)
+    out = str(tmp_path / 'atonce.onnx')
+    info = export_graph(ONNXSegmentor(model).eval(), out, (50, 50))
+    assert info['min_size'] == (1, 1)
+    rows = check_onnx(out, model, [(1, 50, 50), (1, 1, 1), (1, 97, 131), (2, 20, 57),
+                                   (1, 375, 500)])
+    assert all(r['ok'] for r in rows), rows
+    assert [r['out_shape'][-2:] for r in rows] == [(50, 50), (1, 1), (97, 131), (20, 57),
+                                                   (375, 500)]
+
+
+def test_resnet_config_with_channel_swap(tmp_path):
+    """mmseg's ResNet (depth 18 at 1/8 width, for speed) + our head: BGR->RGB and ImageNet
+    mean/std inside."""
+    cfg = load_config(
+        R50, {
+            'model.backbone.depth': 18,
+            'model.backbone.stem_channels': 8,
+            'model.backbone.base_channels': 8,
+            'model.decode_head.in_channels': (16, 32, 64),
+            'model.auxiliary_head.in_channels': 32
+        })
+    model = build_model(cfg, None)
+    wrapper = ONNXSegmentor(model).eval()
+    assert wrapper.swap_channels and wrapper.normalize
+    out = str(tmp_path / 'r18.onnx')
+    export_graph(wrapper, out, (40, 56))
+    rows = check_onnx(out, model, [(1, 33, 47), (1, 1, 1), (2, 61, 29)])
+    assert all(r['ok'] for r in rows), rows
+    raw = torch.randint(0, 256, (1, 3, 37, 53)).float()
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model.decode_head(model.backbone((raw.flip(1) - mean) / std), (37, 53))
+    got = ort.InferenceSession(out).run(['logits'], {'image': raw.numpy()})[0]
+    np.testing.assert_allclose(
+        got, expected.numpy(), rtol=0, atol=1e-4 * expected.abs().max().item())
+
+
+def test_user_errors_are_one_line(tool, tmp_path, capsys):
+    out = str(tmp_path / 'x.onnx')
+    missing = str(tmp_path / 'missing.pth')
+    assert tool.main([FCN8S, missing, '--out', out]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f'{TOOL}: checkpoint file {missing} does not exist'
+    assert tool.main([str(tmp_path / 'nope.py'), missing, '--out', out]) == 1
+    assert 'config file' in capsys.readouterr().err
+    assert not osp.exists(out)
+    with pytest.raises(ExportError, match='NxHxW'):
+        parse_shape('3x')
+    assert parse_shape('2x97x131') == (2, 97, 131) and parse_shape((5, 7)) == (1, 5, 7)
+    with pytest.raises(ExportError, match='sizes must be positive'):
+        export_onnx(FCN8S, None, out, shape=(0, 5))
+
+
+def test_missing_onnxruntime_says_how_to_install(tool, tmp_path, capsys, monkeypatch):
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'')
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import fails as if not installed
+    assert tool.main([FCN8S, str(ckpt), '--out', str(tmp_path / 'x.onnx')]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f'{TOOL}: onnxruntime is not installed: pip install -e .[onnx]')
+
+
+class Payload:
+    """Unpickling this runs ``exec``, which creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f'open({self.marker!r}, "w").close()', )
+
+
+def test_checkpoints_load_weights_only(tmp_path, monkeypatch):
+    """export_onnx installs the project's weights-only checkpoint loaders (as the tools did at
+    start-up): code in a checkpoint is refused even with torch's weights-only turned off."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    marker, path = tmp_path / 'CODE_RAN', str(tmp_path / 'hostile.pth')
+    torch.save(dict(state_dict={}, meta=dict(x=Payload(marker))), path)
+    monkeypatch.setattr(mmengine_checkpoint.CheckpointLoader, '_schemes',
+                        {'': mmengine_checkpoint.load_from_local})  # as mmengine has them
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(ExportError, match='cannot be loaded: UnsafeCheckpointError'):
+        export_onnx(FCN8S, path, str(tmp_path / 'x.onnx'), cfg_options=NARROW)
+    assert not marker.exists()
+
+
+def test_a_baked_in_size_is_an_error_not_a_static_graph(tmp_path, monkeypatch):
+    """An int() of a traced size would fix the graph to the traced size: refused, loudly."""
+    from fcn_plugin.models.layers import feature_maps
+    original = feature_maps.FeatureMaps.__new__
+
+    def baking_new(cls, maps, coord_maps=None, input_size=None):
+        self = original(cls, maps, coord_maps, input_size)
+        self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
+        return self
+
+    monkeypatch.setattr(feature_maps.FeatureMaps, '__new__', baking_new)
+    model = build_model(load_config(FCN8S, NARROW), None)
+    with pytest.raises(ExportError, match='dynamic sizes'):
+        export_graph(ONNXSegmentor(model).eval(), str(tmp_path / 'x.onnx'), (64, 80))
+    assert not (tmp_path / 'x.onnx').exists()
