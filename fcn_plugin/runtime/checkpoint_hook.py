@@ -155,6 +155,16 @@ class AtomicCheckpointHook(CheckpointHook):
                                            self.max_keep_ckpts)) from exc
         self._written.append(final)
 
+    def save_step(self, runner, step: int) -> str:
+        """Save the iteration-based checkpoint of iteration ``step`` now (as the periodic save
+        does, retention included), between iterations; its path. Nothing is written if the
+        last save was that step's (the periodic save of the same iteration)."""
+        path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
+        if self.last_ckpt != path:
+            self._save_checkpoint_with_step(
+                runner, step, dict(epoch=runner.epoch, iter=step))
+        return path
+
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         """mmengine's, saving atomically; old checkpoints are deleted once the new one and
         ``last_checkpoint`` are complete (``self.file_backend`` defers the deletions)."""

@@ -3,11 +3,14 @@ everything else (the runner's config and environment dump, the log), and exit st
 
 :func:`run_tool` runs a tool's ``main``. Errors a user can cause (:func:`is_user_error`: every
 exception class of ``fcn_plugin`` -- ``ConfigError``, ``BadSampleError``, ``BadDatasetError``,
-the checkpoint errors ... -- and missing or unreadable files) end the tool with
-``<tool>: error: <ErrorClass>: <message>`` as the last line on stderr; the traceback goes to the
-run's log file when there is one (else it is printed before that line). Other errors (bugs)
-propagate with their traceback as usual.
+the checkpoint errors ... -- missing or unreadable files, and a file system that refuses a write:
+read-only, full, over quota) end the tool with ``<tool>: error: <ErrorClass>: <message>`` as the
+last line on stderr; the traceback goes to the run's log file when there is one (else it is
+printed before that line). An error with an ``exit_code`` attribute (a run stopped by a signal:
+128 + its number, as a shell reports a process the signal ended) exits with that code. Other
+errors (bugs) propagate with their traceback as usual.
 """
+import errno
 import logging
 import re
 import sys
@@ -17,13 +20,16 @@ from typing import Callable, Optional
 # missing data, checkpoints, config files; a symlink loop (OSError ELOOP) is reported as such
 # by fcn_plugin's checks before any of these is raised
 FILE_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+# a file system that refuses a write: read-only, full, over quota
+REFUSED_WRITES = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES)
 
 
 def is_user_error(error: BaseException) -> bool:
     """Whether ``error`` is one a user can cause and fix: a class of ``fcn_plugin`` (or derived
-    from one) or a missing/unreadable file."""
-    return isinstance(error, FILE_ERRORS) or any(
-        cls.__module__.split('.')[0] == 'fcn_plugin' for cls in type(error).__mro__)
+    from one), a missing/unreadable file or a refused write."""
+    return isinstance(error, FILE_ERRORS) or (
+        isinstance(error, OSError) and error.errno in REFUSED_WRITES) or any(
+            cls.__module__.split('.')[0] == 'fcn_plugin' for cls in type(error).__mro__)
 
 
 def user_message(error: BaseException) -> str:
@@ -77,4 +83,4 @@ def run_tool(main: Callable, prog: str, *args, **kwargs):
             traceback.print_exception(type(error), error, error.__traceback__)
         where = f' (traceback in {log_file})' if log_file else ''
         print(f'{prog}: error: {user_message(error)}{where}', file=sys.stderr, flush=True)
-        sys.exit(1)
+        sys.exit(getattr(error, 'exit_code', 1))
