@@ -2,7 +2,9 @@
 
 - Fenced blocks whose info string is ``bash runnable`` are run, file by file and in order, with
   ``bash -euo pipefail`` from the repository root, ``python`` being the project's
-  ``.venv/bin/python``: they work offline on the toy data.
+  ``.venv/bin/python``: they work offline on the toy data. Their work dirs,
+  ``work_dirs/docs_*``, are removed first (a training run does not start on an earlier run's
+  checkpoints).
 - In every other ``bash`` block each command is checked without running it: the tool or
   script exists, every ``--flag`` is one its argument parser accepts, every ``configs/*.py``
   named exists, every ``make`` target is in the Makefile. ``python`` blocks must compile.
@@ -18,6 +20,7 @@ import os
 import os.path as osp
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -137,6 +140,9 @@ def check(files: List[str], run: bool) -> int:
 
     env = dict(
         os.environ, PATH=osp.join(ROOT, '.venv', 'bin') + os.pathsep + os.environ.get('PATH', ''))
+    if run:
+        for stale in glob.glob(osp.join(ROOT, 'work_dirs', 'docs_*')):
+            shutil.rmtree(stale)
     failed = checked = ran = 0
     for path in files:
         created = set()

@@ -54,14 +54,17 @@ env_cfg = dict(dist_cfg=dict(timeout=600))
 # the test-metrics JSON written by rank 0 only), and the plugin's runtime hooks as named entries
 # (what configs/_base_/fcn_runtime.py installs; a config's custom_hooks cannot drop them): what
 # a run loads (--resume, fit rule, lr override), the config and label checks before the first
-# iteration, the divergence guard, the confusion matrix of each evaluation.
+# iteration, the divergence guard, a clean stop on SIGTERM/SIGUSR1/SIGINT (the iteration reached
+# saved), the confusion matrix of each evaluation.
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook'),
     logger=dict(type='RankZeroLoggerHook'),
     load_policy=dict(type='LoadPolicyHook'),
     preflight=dict(type='PreflightHook'),
     divergence=dict(type='DivergenceHook'),
-    confusion_matrix=dict(type='ConfusionMatrixHook'))
+    preemption=dict(type='PreemptionHook'),
+    confusion_matrix=dict(type='ConfusionMatrixHook'),
+    work_dir_lock=dict(type='WorkDirLockHook'))
 # A fixed seed: reproducible runs, and a --resume that is exact (ResumableIterBasedTrainLoop).
 randomness = dict(seed=0)
 # The FCN paper's metrics (aAcc, mAcc, mIoU, fwIoU from one dataset-level confusion matrix).

@@ -14,7 +14,9 @@ echo "== 1/4 toy dataset (data/toy)"
 
 echo "== 2/4 training $CONFIG on the CPU (log: $WORK)"
 start=$(date +%s)
-"$PY" tools/train.py "$CONFIG" --work-dir "$WORK"
+# --resume: a second `make demo` continues (or reuses) this work dir's run instead of being
+# refused for starting a new run on an earlier run's checkpoints
+"$PY" tools/train.py "$CONFIG" --work-dir "$WORK" --resume
 echo "training took $(( $(date +%s) - start )) s"
 CKPT=$(cat "$WORK/last_checkpoint")
 
@@ -28,10 +30,11 @@ head -n 8 data/toy/ImageSets/Segmentation/val.txt | while read -r name; do
   cp "data/toy/JPEGImages/$name.jpg" "$INPUTS/"
 done
 "$PY" tools/infer.py "$CONFIG" "$CKPT" "$INPUTS" --out "$WORK/overlays" \
-  --gt-dir data/toy/SegmentationClass
+  --gt-dir data/toy/SegmentationClass --overwrite
 
 echo
 echo "== demo done"
 grep "FCN metrics" "$WORK/test.log" | tail -n 1 | sed 's/.*INFO - //' || true
 echo "checkpoint: $CKPT"
-echo "overlays:   $WORK/overlays/*_overlay.png (image | ground truth | prediction)"
+echo "overlays:   $WORK/overlays/<name>.jpg_overlay.png (image | ground truth | prediction)"
+echo "labels:     $WORK/overlays/<name>.jpg.png (predicted class indices, VOC palette)"

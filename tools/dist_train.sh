@@ -20,6 +20,9 @@ if [ -z "${CONFIG}" ] || [ -z "${GPUS}" ]; then
   exit 2
 fi
 
+# torchrun passes these signals on to the workers, which stop after their iteration with a
+# checkpoint (fcn_plugin/runtime/preemption.py); SIGUSR1 (Slurm's --signal) is not in its default
+export TORCHELASTIC_SIGNALS_TO_HANDLE=${TORCHELASTIC_SIGNALS_TO_HANDLE:-SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1}
 # exec: this script's process becomes the launcher, so killing it ends the job (the workers
 # get SIGTERM when their launcher dies; fcn_plugin/utils/launch.py)
 PYTHONPATH="${ROOT}":$PYTHONPATH \

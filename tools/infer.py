@@ -1,14 +1,15 @@
 """Segment images with a trained model: colour overlays and label PNGs.
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR --out DIR [--gt-dir DIR] [--device cpu]
-        [--precision fp32|fp16|bf16] [--channels-last]
+        [--precision fp32|fp16|bf16] [--channels-last] [--overwrite]
 
 For each image ``<name>.<ext>`` (a file, or every .jpg/.jpeg/.png/.bmp in a folder) it writes
-  DIR/<name>.png          the predicted labels, a palette PNG in the VOC colours (as VOC's
-                          SegmentationClass: values are class indices)
-  DIR/<name>_overlay.png  image | prediction overlay, or image | ground truth | prediction when
-                          --gt-dir holds a label PNG <name>.png for it
-(:func:`fcn_plugin.apis.infer`). Class names and colours come from the checkpoint.
+  DIR/<name>.<ext>.png          the predicted labels, a palette PNG in the VOC colours (as
+                                VOC's SegmentationClass: values are class indices)
+  DIR/<name>.<ext>_overlay.png  image | prediction overlay, or image | ground truth |
+                                prediction when --gt-dir holds a label PNG <name>.png for it
+(:func:`fcn_plugin.apis.infer`). Class names and colours come from the checkpoint. DIR may not
+be the input folder or inside it; existing outputs are replaced only with --overwrite.
 """
 import argparse
 import sys
@@ -23,14 +24,17 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('images', help='an image file or a folder of images')
-    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument(
+        '--out', required=True, help='output folder (not the input folder, nor inside it)')
     parser.add_argument(
         '--gt-dir',
-        help='folder of ground-truth label PNGs <name>.png; adds a '
-        'ground-truth panel to the overlays')
+        help='folder of ground-truth label PNGs <name>.png (the image name without its '
+        'extension); adds a ground-truth panel to the overlays')
     parser.add_argument('--device', default=None, help='default: cuda:0 if there is one, else cpu')
     parser.add_argument('--opacity', type=float, default=0.6, help='overlay opacity, (0, 1]')
     parser.add_argument('--with-labels', action='store_true', help='write class names')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace outputs that exist already')
     add_inference_args(parser)
     return parser.parse_args(argv)
 
@@ -47,8 +51,10 @@ def main(argv=None):
         opacity=args.opacity,
         with_labels=args.with_labels,
         precision=args.precision,
-        channels_last=args.channels_last)
-    print(f'{len(written)} image(s): label PNGs and overlays in {args.out}')
+        channels_last=args.channels_last,
+        overwrite=args.overwrite)
+    print(f'{len(written)} image(s): label PNGs <name>.<ext>.png and overlays '
+          f'<name>.<ext>_overlay.png in {args.out}')
     return 0
 
 

@@ -36,8 +36,15 @@ default_hooks = dict(
     # a NaN/inf loss or weight stops the run; the message names the cause, the last checkpoint
     # and the command to resume it at a lower lr (check_interval: every N iterations, 0: never)
     divergence=dict(type='DivergenceHook'),
+    # SIGTERM, SIGUSR1 (Slurm's --signal=B:USR1@120) or SIGINT (Ctrl-C): every rank finishes the
+    # current iteration, the iteration reached is saved, the run exits with 128 + the signal's
+    # number and names the checkpoint and the --resume command (docs/training.md, preemption)
+    preemption=dict(type='PreemptionHook'),
     # every validation/test writes its confusion matrix (.npy, .csv, heatmap .png) to the log dir
-    confusion_matrix=dict(type='ConfusionMatrixHook'))
+    confusion_matrix=dict(type='ConfusionMatrixHook'),
+    # one training run per work dir: a second one stops at once, naming the run that holds it
+    # (a killed run leaves no stuck lock); a new run never touches an earlier run's checkpoints
+    work_dir_lock=dict(type='WorkDirLockHook'))
 # A fixed seed makes runs reproducible and --resume exact (ResumableIterBasedTrainLoop).
 randomness = dict(seed=0)
 # TensorBoard (pip install tensorboard): log losses, lr and metrics there too with

@@ -44,7 +44,8 @@ def check_dataset(config: str,
     decodable, labels single-channel with values in ``0..num_classes-1`` or 255, label and image
     of the same size; then each split's labels as a whole, as before a training run
     (:func:`fcn_plugin.runtime.preflight.check_split`): all void, 0/255 binary masks, grey
-    levels, colour labels (errors), classes without pixels (warnings). Samples are loaded in
+    levels, colour labels (errors), classes without pixels, samples listed more than once, images
+    and labels carrying an EXIF orientation tag (warnings). Samples are loaded in
     ``workers`` processes (default: the CPUs, at most 8), with a progress bar; what is found
     is reported line by line through ``log`` (``<path>: <problem>`` per bad file).
     """
@@ -113,5 +114,7 @@ def _check(name: str, dataset_cfg: dict, workers: int, log) -> Optional[SplitRep
     elif any(f.level == 'error' for f in report.findings):
         log(f'{name}: every sample loads, but the labels cannot be right (see above)')
     else:
-        log(f'{name}: all {report.samples} samples OK')
+        warnings = sum(f.level == 'warning' for f in report.findings)
+        log(f'{name}: all {report.samples} samples OK' +
+            (f' ({warnings} warning(s) above)' if warnings else ''))
     return report

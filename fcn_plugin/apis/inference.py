@@ -1,7 +1,7 @@
 """Segment images with a trained model: label PNGs and colour overlays (``tools/infer.py``)."""
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import mmcv
 import numpy as np
@@ -18,6 +18,15 @@ from ..utils.inference_options import set_inference_options
 from ..utils.label_png import save_label_png
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
+LABEL_SUFFIX, OVERLAY_SUFFIX = '.png', '_overlay.png'  # after the image's whole file name
+
+
+class OutputFolderError(ValueError):
+    """The output folder is the input folder, inside it, or not a folder."""
+
+
+class OutputExistsError(FileExistsError):
+    """Outputs of this run exist already (``overwrite=True``, ``--overwrite``, replaces them)."""
 
 
 def list_images(path: str) -> List[str]:
@@ -31,6 +40,48 @@ def list_images(path: str) -> List[str]:
             return files
         raise FileNotFoundError(f'no images ({", ".join(IMAGE_EXTS)}) in {path}')
     raise FileNotFoundError(f'{path} is neither an image file nor a folder ({file_problem(path)})')
+
+
+def output_names(path: str) -> Tuple[str, str]:
+    """The label PNG and overlay names of image ``path``: its whole file name, extension
+    included, then :data:`LABEL_SUFFIX` or :data:`OVERLAY_SUFFIX` (``a.jpg`` -> ``a.jpg.png``,
+    ``a.jpg_overlay.png``): images of one folder never share an output, and a label PNG
+    never has an overlay's name (the image's name would have to end in ``_overlay``)."""
+    name = osp.basename(path)
+    return name + LABEL_SUFFIX, name + OVERLAY_SUFFIX
+
+
+def check_outputs(paths: List[str],
+                  images: str,
+                  out: str,
+                  overwrite: bool = False) -> List[Tuple[str, str]]:
+    """The ``(label PNG, overlay)`` paths under ``out`` of the images ``paths`` (listed from
+    ``images``). Raise :class:`OutputFolderError` if ``out`` is the input folder (``images``,
+    or the folder holding the image ``images``), inside the input folder ``images``, or a
+    file; :class:`OutputExistsError` naming the first existing outputs unless ``overwrite``."""
+    is_folder = osp.isdir(images)
+    folder = osp.realpath(images if is_folder else osp.dirname(images) or '.')
+    target = osp.realpath(out)
+    where = None
+    if target == folder:
+        where = 'the input folder' if is_folder else 'the folder of the input image'
+    elif is_folder and osp.commonpath([target, folder]) == folder:
+        where = 'inside the input folder'
+    if where:
+        raise OutputFolderError(
+            f'the output folder {out} is {where} {images}: choose an --out outside it, so '
+            'that no image is replaced and no output is read as an image')
+    if osp.exists(out) and not osp.isdir(out):
+        raise OutputFolderError(f'the output folder {out} is a file, not a folder')
+    outputs = [tuple(osp.join(out, name) for name in output_names(p)) for p in paths]
+    existing = [p for pair in outputs for p in pair if osp.lexists(p)]
+    if existing and not overwrite:
+        shown = ', '.join(
+            existing[:3]) + (f' (and {len(existing) - 3} more)' if len(existing) > 3 else '')
+        raise OutputExistsError(
+            f'{len(existing)} output file(s) of this run exist already: {shown}; pass '
+            '--overwrite (overwrite=True) to replace them, or choose another --out')
+    return outputs
 
 
 def _max_pixels(cfg) -> int:
@@ -56,16 +107,21 @@ def infer(config: str,
           opacity: float = 0.6,
           with_labels: bool = False,
           precision: Optional[str] = None,
-          channels_last: bool = False) -> List[str]:
+          channels_last: bool = False,
+          overwrite: bool = False) -> List[str]:
     """Segment ``images`` (a file, or every .jpg/.jpeg/.png/.bmp in a folder) with ``checkpoint``
     through mmseg's inference API (``init_model``/``inference_model``) and its
     ``SegLocalVisualizer``; class names and colours come from the checkpoint's ``dataset_meta``.
 
-    For each image ``<name>.<ext>`` it writes ``out/<name>.png``, the predicted labels as a
-    palette PNG in the VOC colours (values are class indices), and ``out/<name>_overlay.png``,
-    image | prediction, or image | ground truth | prediction when ``gt_dir`` holds a label PNG
-    ``<name>.png`` for it. Every image's header is checked before the model is built (no
-    truncated file or decompression bomb is decoded). Returns the label PNGs written.
+    For each image ``<name>.<ext>`` it writes ``out/<name>.<ext>.png``, the predicted labels
+    as a palette PNG in the VOC colours (values are class indices), and
+    ``out/<name>.<ext>_overlay.png``, image | prediction, or image | ground truth | prediction
+    when ``gt_dir`` holds a label PNG ``<name>.png`` for it (:func:`output_names`: ``a.jpg``
+    and ``a.png`` of one folder get outputs of their own). ``out`` may not be the input folder
+    or inside it, and existing outputs are replaced only with ``overwrite``
+    (:func:`check_outputs`: nothing is written otherwise). Every image's header is checked
+    before the model is built (no truncated file or decompression bomb is decoded). Returns
+    the label PNGs written, in the images' order.
     """
     from mmseg.apis import inference_model, init_model
     from mmseg.visualization import SegLocalVisualizer
@@ -73,6 +129,7 @@ def infer(config: str,
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file {path} does not exist')
     paths = list_images(images)
+    outputs = check_outputs(paths, images, out, overwrite)
     install_safe_checkpoint_loaders()
     cfg = set_inference_options(load_config(config), precision, channels_last)
     max_pixels = _max_pixels(cfg)
@@ -85,12 +142,12 @@ def infer(config: str,
     visualizer.dataset_meta = dict(
         classes=model.dataset_meta['classes'], palette=model.dataset_meta['palette'])
     written = []
-    for path in paths:
+    for path, (label_file, overlay_file) in zip(paths, outputs):
         name = osp.splitext(osp.basename(path))[0]
         result = inference_model(model, path)
         pred = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-        written.append(osp.join(out, name + '.png'))
-        save_label_png(pred, written[-1])
+        save_label_png(pred, label_file)
+        written.append(label_file)
 
         image = mmcv.imread(path, channel_order='rgb')
         gt_path = osp.join(gt_dir, name + '.png') if gt_dir else None
@@ -111,5 +168,5 @@ def infer(config: str,
                 with_labels=with_labels)
             panels.append(visualizer.get_image())
         panels = np.concatenate(panels, axis=1)
-        mmcv.imwrite(mmcv.rgb2bgr(panels), osp.join(out, name + '_overlay.png'))
+        mmcv.imwrite(mmcv.rgb2bgr(panels), overlay_file)
     return written

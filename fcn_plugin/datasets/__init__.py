@@ -5,6 +5,7 @@ raises or skips bad samples (:mod:`.validated_dataset`), a parallel scan of a wh
 (:mod:`.scan`) and split-level label checks (:mod:`.label_checks`)."""
 from .custom import CustomSegDataset
 from .label_checks import BadDatasetError
+from .missing_files import NoSamplesError
 from .toy_voc import ToyVOCDataset
 from .transforms import BadSampleError, CheckSegFiles, CheckSegSample
 from .validated_dataset import ValidatedDataset
@@ -12,5 +13,5 @@ from .voc import FCNVOCDataset
 
 __all__ = [
     'CustomSegDataset', 'FCNVOCDataset', 'ToyVOCDataset', 'CheckSegFiles', 'CheckSegSample',
-    'ValidatedDataset', 'BadSampleError', 'BadDatasetError'
+    'ValidatedDataset', 'BadSampleError', 'BadDatasetError', 'NoSamplesError'
 ]

@@ -5,7 +5,7 @@ from typing import List, Sequence, Union
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .missing_files import command_text, missing_files, with_problem
+from .missing_files import NoSamplesError, command_text, missing_files, with_problem
 from .transforms import FilesCheckedFirst
 
 
@@ -30,8 +30,10 @@ class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
     dataset's ``ignore_index``.
 
     Before loading: the image folder, the label folder and the split file must exist; after: at
-    least one image, and a label for every image. Otherwise one :class:`FileNotFoundError`
-    names the folder or the first missing files, the suffixes and ``prepare_cmd``.
+    least one image (:class:`~.missing_files.NoSamplesError` if none: an empty split file, or no
+    image with ``img_suffix``; blank lines of a split file are skipped), and a label for every
+    image. Otherwise one :class:`FileNotFoundError` names the folder or the first missing files,
+    the suffixes and ``prepare_cmd``.
     ``check_files=False`` loads a list that names missing files (as :class:`~.voc.FCNVOCDataset`;
     ``tools/check_dataset.py`` lists them all).
     """
@@ -44,12 +46,11 @@ class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
         self.check_files = check_files
         super().__init__(**kwargs)
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, error: type = FileNotFoundError) -> None:
         how = (f' Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else
                ' Check data_root, data_prefix, img_suffix, seg_map_suffix and ann_file in the '
                'dataset config.')
-        raise FileNotFoundError(f'{type(self).__name__}: {message} (data_root='
-                                f'{self.data_root!r}).{how}')
+        raise error(f'{type(self).__name__}: {message} (data_root={self.data_root!r}).{how}')
 
     def load_data_list(self) -> List[dict]:
         img_dir = self.data_prefix.get('img_path', '')
@@ -61,10 +62,14 @@ class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
         if self.ann_file and not osp.isfile(self.ann_file):
             self._fail(f'split file (ann_file) not found: {self.ann_file}')
         data_list = super().load_data_list()
+        if self.ann_file:  # a blank line of the split file is no sample
+            blank = osp.join(img_dir, self.img_suffix)
+            data_list = [d for d in data_list if d['img_path'] != blank]
         if not data_list:
-            where = (f'the split file {self.ann_file} lists no images' if self.ann_file else
+            where = (f'the split file {self.ann_file} lists no images (it is empty)'
+                     if self.ann_file else
                      f'no image ending with img_suffix={self.img_suffix!r} in {img_dir}')
-            self._fail(where)
+            self._fail(where, NoSamplesError)
         if not self.check_files:
             return data_list
         missing = missing_files(data_list, ['img_path'])  # none unless ann_file lists them

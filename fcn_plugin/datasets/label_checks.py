@@ -2,18 +2,24 @@
 of many files (:func:`analyze_labels`): a split whose labels are all void, labels that look like
 binary masks saved as 0/255 (255 is void: every foreground pixel would be ignored, the loss is
 ~0 and the mIoU 100) or as two other grey levels, colour labels, and classes without pixels.
-Each finding names files and the fix (``tools/dataset_converters/masks2labels.py``).
+Each finding names files and the fix (``tools/dataset_converters/masks2labels.py``). And two
+findings about the list and the files rather than the label values: samples listed more than once
+(:func:`duplicate_findings`) and images or labels carrying an EXIF orientation tag
+(:func:`orientation_findings`: images are loaded turned as the tag says, labels as stored; an
+image turned by 180 degrees passes every size check).
 
 ``tools/check_dataset.py`` runs them over every file (counted by :func:`~.scan.scan_dataset`),
 ``DataCheckHook`` over a bounded sample read by :func:`count_labels` before the first iteration.
 """
 import os.path as osp
 import time
+from collections import Counter
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .transforms import CONVERT_CMD, CheckSegFiles, inspect_file
+from .file_checks import EXIF_ORIENTATION, ORIENTATIONS, inspect_header, read_orientation
+from .transforms import CONVERT_CMD, CheckSegFiles, image_orientation_of
 
 COLOUR = -1  # value_counts key of a label that is not single-channel (a colour image)
 
@@ -35,7 +41,9 @@ class BadDatasetError(ValueError):
 class LabelFinding(NamedTuple):
     """A split-level problem: ``level`` is ``'error'`` or ``'warning'``; ``kind`` one of
     ``all_void``, ``binary_mask``, ``grey_levels``, ``colour``, ``bad_values``,
-    ``binary_files``, ``no_pixels``."""
+    ``binary_files``, ``no_pixels`` (:func:`analyze_labels`), ``duplicates``
+    (:func:`duplicate_findings`), ``exif_images``, ``exif_labels``
+    (:func:`orientation_findings`)."""
     level: str
     kind: str
     message: str
@@ -172,31 +180,140 @@ def analyze_labels(counts: Dict[str, Dict[int, int]],
     return findings
 
 
-def _leaf_datasets(dataset) -> list:
+def _entry(leaf, path: str) -> str:
+    """A sample's name as its split file lists it (its image path relative to the image folder,
+    without ``img_suffix``), else its image path."""
+    img_dir = (getattr(leaf, 'data_prefix', None) or {}).get('img_path')
+    suffix = getattr(leaf, 'img_suffix', '') or ''
+    if not img_dir or not path.startswith(img_dir.rstrip('/') + '/'):
+        return path
+    name = osp.relpath(path, img_dir)
+    return name[:-len(suffix)] if suffix and name.endswith(suffix) else name
+
+
+def duplicate_findings(dataset, split: str = 'train') -> List[LabelFinding]:
+    """A warning (``duplicates``) if the (wrapped) dataset lists an image more than once: each
+    is trained on, and counted in the metrics, as often as it is listed. Names the split files,
+    the repeated entries and how often each is listed."""
+    paths, names, sources = [], {}, []
+    for leaf in leaf_datasets(dataset):
+        if hasattr(leaf, 'full_init'):
+            leaf.full_init()
+        source = getattr(leaf, 'ann_file', '') or (getattr(leaf, 'data_prefix', None) or {}).get(
+            'img_path', '')
+        for i in range(len(leaf)):
+            path = leaf.get_data_info(i).get('img_path')
+            if path:
+                paths.append(path)
+                names.setdefault(path, _entry(leaf, path))
+                if source and source not in sources:
+                    sources.append(source)
+    repeated = [(p, n) for p, n in Counter(paths).most_common() if n > 1]
+    if not repeated:
+        return []
+    extra = sum(n - 1 for _, n in repeated)
+    shown = ', '.join(f'{names[p]} ({n} times)'
+                      for p, n in repeated[:5]) + (', ...' if len(repeated) > 5 else '')
+    listed_by = ' and '.join(sources) or 'the dataset'
+    return [
+        LabelFinding(
+            'warning', 'duplicates',
+            (f'{split} split: {len(repeated)} sample(s) are listed more than once by {listed_by} '
+             f'({extra} extra entries of {len(paths)}): {shown}. Each is trained on, and counted '
+             'in the metrics, as often as it is listed: remove the repeated lines, unless they '
+             'are meant (oversampling)'), tuple(p for p, _ in repeated))
+    ]
+
+
+def orientation_findings(images: Dict[str, Optional[int]],
+                         labels: Dict[str, Optional[int]],
+                         split: str = 'train',
+                         image_orientation: str = 'exif',
+                         total_files: Optional[int] = None) -> List[LabelFinding]:
+    """Warnings for images (``exif_images``) and labels (``exif_labels``) whose EXIF
+    orientation tag is not 1 (``images``, ``labels``: ``{path: orientation or None}`` of the
+    files read; ``total_files`` if only a sample was read).
+
+    Images are loaded turned as the tag says (``image_orientation='exif'``, mmcv's
+    ``LoadImageFromFile`` by default), so their labels must be drawn on the turned image: a label
+    drawn on the stored pixels fails the size check if the tag turns the image by 90 degrees
+    (5-8), but not if it turns it by 180 degrees or flips it (2-4). Labels are read as stored
+    (``LoadAnnotations`` ignores the tag), unlike viewers."""
+    findings = []
+    tag = f'an EXIF orientation tag ({EXIF_ORIENTATION}) other than 1'
+
+    def listed(files: Dict[str, Optional[int]]) -> Tuple[List[str], str]:
+        tagged = sorted(p for p, o in files.items() if o not in (None, 1))
+        checked = (f'{len(tagged)} of {len(files)} ' if not total_files or total_files <= len(files)
+                   else f'{len(tagged)} of {len(files)} checked (of {total_files}) ')
+        shown = ', '.join(
+            f'{p} ({files[p]}: {ORIENTATIONS[files[p]]})'
+            for p in tagged[:3]) + (f' (and {len(tagged) - 3} more)' if len(tagged) > 3 else '')
+        return tagged, f'{checked}%s carry {tag}: {shown}'
+
+    tagged, what = listed(images)
+    if tagged and image_orientation == 'stored':
+        findings.append(
+            LabelFinding(
+                'warning', 'exif_images',
+                (f'{split} split: ' + what % 'images' + '. This pipeline\'s image loader ignores '
+                 'the tag (color_type ..._ignore_orientation or unchanged): they are loaded as '
+                 'stored, not as viewers show them: their labels must be drawn on the stored '
+                 'pixels'), tuple(tagged)))
+    elif tagged:
+        findings.append(
+            LabelFinding(
+                'warning', 'exif_images',
+                (f'{split} split: ' + what % 'images' + '. They are loaded rotated as their EXIF '
+                 'tag says: their labels must be drawn on the rotated image, as viewers show it '
+                 '(LoadImageFromFile, tools/infer.py and mmcv.imread apply the tag; labels are '
+                 'read as stored). A label drawn on the stored pixels fails the size check where '
+                 'the tag turns the image by 90 degrees (5-8; unless it is square), but passes '
+                 'every check where it turns it by 180 degrees or flips it (2-4): look at these '
+                 'samples, or remove the tags (docs/own_data.md, EXIF orientation)'),
+                tuple(tagged)))
+    tagged, what = listed(labels)
+    if tagged:
+        findings.append(
+            LabelFinding(
+                'warning', 'exif_labels',
+                (f'{split} split: ' + what % 'label files' + '. Labels are read as stored '
+                 '(LoadAnnotations ignores the tag), while viewers and tools that apply it show '
+                 'them turned: check that each was drawn on its image as that image is loaded, '
+                 'and remove the tag (e.g. exiftool -n -Orientation=1 FILE)'), tuple(tagged)))
+    return findings
+
+
+def leaf_datasets(dataset) -> list:
     """The segmentation datasets inside wrappers (ValidatedDataset, Concat, Repeat...)."""
     inner = getattr(dataset, 'datasets', None)
     if isinstance(inner, (list, tuple)):
-        return [d for sub in inner for d in _leaf_datasets(sub)]
+        return [d for sub in inner for d in leaf_datasets(sub)]
     if hasattr(dataset, 'dataset') and not hasattr(dataset, 'load_data_list'):
-        return _leaf_datasets(dataset.dataset)
+        return leaf_datasets(dataset.dataset)
     return [dataset]
 
 
-def count_labels(dataset,
-                 max_files: Optional[int] = 1000,
-                 time_limit: Optional[float] = 30.0) -> Tuple[Dict[str, Dict[int, int]], int]:
+def count_labels(
+    dataset,
+    max_files: Optional[int] = 1000,
+    time_limit: Optional[float] = 30.0,
+    exif_tags: Optional[Dict[str, Dict[str, Optional[int]]]] = None
+) -> Tuple[Dict[str, Dict[int, int]], int]:
     """Value counts of a dataset's label files, read as ``LoadAnnotations`` reads them (with
-    the dataset's ``reduce_zero_label`` and ``label_map``), images untouched.
+    the dataset's ``reduce_zero_label`` and ``label_map``), images undecoded. ``exif_tags``, if
+    given, is filled as by :func:`~.scan.scan_dataset` with the EXIF orientation of each label
+    read and of its image (from the image's header only).
 
     All files if there are at most ``max_files``, else ``max_files`` evenly spread over the
     dataset; stops after ``time_limit`` seconds. Unreadable files, and those whose header
     declares more pixels than the dataset's ``CheckSegFiles(max_pixels)`` allows, are left out
-    undecoded (the per-sample checks name them). Returns ``(counts, number of label files in
-    the dataset)``.
+    undecoded (the per-sample checks name them). Returns ``(counts, number of distinct label
+    files in the dataset)``.
     """
     from mmseg.datasets.transforms import LoadAnnotations
-    infos = []
-    for leaf in _leaf_datasets(dataset):
+    infos = {}  # each label file once (a split may list a sample twice)
+    for leaf in leaf_datasets(dataset):
         if hasattr(leaf, 'full_init'):
             leaf.full_init()
         check = next((t for t in getattr(getattr(leaf, 'pipeline', None), 'transforms', [])
@@ -204,7 +321,8 @@ def count_labels(dataset,
         for i in range(len(leaf)):
             info = leaf.get_data_info(i)
             if info.get('seg_map_path'):
-                infos.append(dict(info, max_pixels=check.max_pixels))
+                infos.setdefault(info['seg_map_path'], dict(info, max_pixels=check.max_pixels))
+    infos = list(infos.values())
     total = len(infos)
     if max_files is not None and total > max_files:
         infos = [infos[int(i)] for i in np.linspace(0, total - 1, max_files)]
@@ -219,8 +337,14 @@ def count_labels(dataset,
             reduce_zero_label=info.get('reduce_zero_label', False),
             label_map=info.get('label_map'))
         try:
-            if inspect_file(info['seg_map_path'], info['max_pixels'])[0]:
+            header = inspect_header(info['seg_map_path'], info['max_pixels'])
+            if header.problem:
                 continue  # not decoded: missing, corrupt, too large (a bomb)
+            if exif_tags is not None:
+                exif_tags.setdefault('seg_map_path', {})[info['seg_map_path']] = header.orientation
+                if info.get('img_path'):
+                    exif_tags.setdefault('img_path',
+                                         {})[info['img_path']] = read_orientation(info['img_path'])
             label = LoadAnnotations()(results)['gt_seg_map']
         except Exception:  # missing or corrupt: the per-sample checks name it
             continue
@@ -228,9 +352,17 @@ def count_labels(dataset,
     return counts, total
 
 
+def dataset_image_orientation(dataset) -> str:
+    """``'exif'`` or ``'stored'``: how the (wrapped) dataset's pipeline loads images
+    (:func:`~.transforms.image_orientation_of`; that of its first leaf)."""
+    leaves = leaf_datasets(dataset)
+    pipeline = getattr(leaves[0], 'pipeline', None) if leaves else None
+    return image_orientation_of(getattr(pipeline, 'transforms', []))
+
+
 def dataset_classes(dataset) -> Tuple[Optional[Sequence[str]], int]:
     """``(class names or None, ignore_index)`` of a (wrapped) dataset."""
     classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
-    leaves = _leaf_datasets(dataset)
+    leaves = leaf_datasets(dataset)
     ignore = getattr(leaves[0], 'ignore_index', 255) if leaves else 255
     return (tuple(classes) if classes is not None else None), ignore

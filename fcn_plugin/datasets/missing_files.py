@@ -7,6 +7,7 @@
 ``tools/check_dataset.py`` builds the dataset with ``check_files=False`` and lists every
 missing file. :func:`file_problem` says why a path is not a readable file: not found, a folder,
 a broken symlink, a symlink loop (``os.path.exists`` is ``False`` on a loop too), no permission.
+A dataset that lists no sample at all raises :class:`NoSamplesError`.
 """
 import errno
 import os
@@ -14,6 +15,22 @@ import stat
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 PATH_KEYS = ('img_path', 'seg_map_path')
+
+
+class NoSamplesError(FileNotFoundError):
+    """A dataset lists no sample: its split file (``ann_file``) is empty or holds only blank
+    lines, or its image folder holds no image with the suffix. A ``FileNotFoundError`` (no
+    file to train on), of ``fcn_plugin``: the tools end with it as one line naming the file."""
+
+
+def lists_nothing(path: str) -> bool:
+    """Whether the split file ``path`` exists and holds no name (only blank lines, or nothing):
+    read up to its first name."""
+    try:
+        with open(path) as f:
+            return not any(line.strip() for line in f)
+    except (OSError, UnicodeDecodeError):  # unreadable: the dataset says why
+        return False
 
 
 def sample_paths(info: dict, keys: Sequence[str] = PATH_KEYS) -> List[str]:

@@ -6,20 +6,25 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from .label_checks import COLOUR, value_counts
-from .transforms import BadSampleError
+from .transforms import EXIF_KEY, BadSampleError
 
 if TYPE_CHECKING:  # the wrapper imports this module
     from .validated_dataset import ValidatedDataset
 
 
-def _scan_one(wrapper: 'ValidatedDataset',
-              index: int) -> Tuple[Optional[BadSampleError], Optional[Dict[int, int]]]:
-    """Load sample ``index`` and check it: ``(error or None, label value counts or None)``.
-    The counts are taken before :class:`CheckSegSample`, so labels with bad values count too."""
+def _scan_one(
+        wrapper: 'ValidatedDataset',
+        index: int) -> Tuple[Optional[BadSampleError], Optional[Dict[int, int]], Optional[dict]]:
+    """Load sample ``index`` and check it: ``(error or None, label value counts or None, EXIF
+    orientations of its files or None)``, the orientations as ``{key: (path, orientation)}``.
+    The counts are taken before :class:`CheckSegSample`, so labels with bad values count
+    too."""
     transforms = wrapper.dataset.pipeline.transforms
-    counts = None
+    counts = tags = None
     try:
         results = wrapper.load_and_check(index, transforms[:wrapper.check_index])
+        if isinstance(results, dict) and results.get(EXIF_KEY) is not None:
+            tags = {key: (results.get(key), o) for key, o in results[EXIF_KEY].items()}
         label = results.get('gt_seg_map') if isinstance(results, dict) else None
         if label is not None and np.ndim(label) == 2:
             counts = value_counts(label)
@@ -29,8 +34,8 @@ def _scan_one(wrapper: 'ValidatedDataset',
             wrapper.load_and_check(index, transforms[wrapper.check_index:wrapper.check_index + 1],
                                    results)
     except BadSampleError as error:
-        return error, counts
-    return None, counts
+        return error, counts, tags
+    return None, counts, tags
 
 
 # The dataset of a pool worker, given by the pool's initializer: inherited through fork, so
@@ -47,19 +52,24 @@ def _scan_in_worker(index: int):
     return (index, ) + _scan_one(_worker_dataset, index)
 
 
-def scan_dataset(wrapper: 'ValidatedDataset',
-                 indices: Optional[Iterable[int]] = None,
-                 workers: int = 0,
-                 progress: bool = True,
-                 desc: str = 'checking',
-                 label_counts: Optional[Dict[str, Dict[int, int]]] = None) -> List[BadSampleError]:
+def scan_dataset(
+        wrapper: 'ValidatedDataset',
+        indices: Optional[Iterable[int]] = None,
+        workers: int = 0,
+        progress: bool = True,
+        desc: str = 'checking',
+        label_counts: Optional[Dict[str, Dict[int, int]]] = None,
+        exif_tags: Optional[Dict[str, Dict[str, Optional[int]]]] = None) -> List[BadSampleError]:
     """Load and check samples (only the loading transforms and the checks, no augmentation);
     return one :class:`BadSampleError` per bad sample, in dataset order.
 
     ``wrapper`` is a :class:`~.validated_dataset.ValidatedDataset`; ``indices`` index the
     dataset it wraps (default: all). ``workers > 1`` checks in that many processes (forked).
     ``label_counts``, if given, is filled with ``{label path: {value: pixel count}}`` of every
-    label loaded (for :func:`~.label_checks.analyze_labels`).
+    label loaded (for :func:`~.label_checks.analyze_labels`); ``exif_tags``, if given, with
+    ``{'img_path': {image: orientation}, 'seg_map_path': {label: orientation}}`` of every file
+    whose header was read (orientation ``None``: no EXIF orientation tag; for
+    :func:`~.label_checks.orientation_findings`).
     """
     wrapper.dataset.full_init()
     indices = list(range(len(wrapper.dataset)) if indices is None else indices)
@@ -77,11 +87,14 @@ def scan_dataset(wrapper: 'ValidatedDataset',
             from tqdm import tqdm
             results = stack.enter_context(
                 tqdm(results, total=len(indices), desc=desc, unit='img', dynamic_ncols=True))
-        for index, error, counts in results:
+        for index, error, counts, tags in results:
             if error is not None:
                 found[index] = error
             if counts is not None and label_counts is not None:
                 label_counts[_label_path(wrapper, index)] = counts
+            for key, (path, orientation) in (tags or {}).items():
+                if path and exif_tags is not None:
+                    exif_tags.setdefault(key, {})[path] = orientation
     return [found[i] for i in sorted(found)]
 
 

@@ -5,7 +5,9 @@
   are whole (the JPEG end-of-image marker, the PNG ``IEND`` chunk: OpenCV decodes a truncated
   JPEG without an error, filling the missing rows with grey) and PNG chunks pass their
   checksums; headers decode, sizes are plausible and at most ``max_pixels`` (no decompression
-  bomb is decoded), image and label have the same size (:func:`~.file_checks.inspect_file`).
+  bomb is decoded), the label has the size of the image as loaded: the image's EXIF
+  orientation applied, as ``LoadImageFromFile`` applies it (:func:`~.file_checks.inspect_header`;
+  a label drawn on the stored pixels of an image the tag turns by 90 degrees is named as such).
   Our datasets and :class:`~.validated_dataset.ValidatedDataset` run it before the pipeline
   (:func:`check_files_first`), so it also guards test pipelines that must start with
   ``LoadImageFromFile`` (mmseg's inference API replaces their first step).
@@ -14,19 +16,52 @@
 
 :class:`~.validated_dataset.ValidatedDataset` inserts both into a dataset's pipeline.
 """
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .file_checks import MAX_PIXELS, allow_in_pillow, inspect_file
+from .file_checks import (EXIF_ORIENTATION, MAX_PIXELS, HeaderInfo, allow_in_pillow,
+                          describe_orientation, inspect_header, oriented_size)
 from .missing_files import PATH_KEYS
 
 # the converter of masks (0/255, grey levels, colours) to index labels, named in errors
 CONVERT_CMD = 'python tools/dataset_converters/masks2labels.py'
 # set in a sample's results once CheckSegFiles has passed it (a later CheckSegFiles skips it)
 CHECKED_KEY = 'seg_files_checked'
+# set in a sample's results by CheckSegFiles: {'img_path': orientation, 'seg_map_path': ...}, the
+# EXIF orientation of each file (None: no tag)
+EXIF_KEY = 'exif_orientation'
+# LoadImageFromFile flags that load the stored pixels, ignoring the EXIF orientation (mmcv's
+# cv2 and pillow backends apply it with 'color' and 'grayscale'), and backends that never apply it
+STORED_FLAGS = ('unchanged', 'color_ignore_orientation', 'grayscale_ignore_orientation')
+STORED_BACKENDS = ('turbojpeg', 'tifffile')
+ORIENTATION_MODES = ('exif', 'stored')
+
+
+def image_orientation_of(transforms: Sequence) -> str:
+    """How the first image loader of ``transforms`` orients images: ``'exif'`` (the EXIF
+    orientation applied: mmcv's ``LoadImageFromFile`` by default) or ``'stored'`` (its
+    ``color_type`` is ``'unchanged'`` or ``'*_ignore_orientation'``, or its backend is
+    ``turbojpeg``/``tifffile``)."""
+    for transform in transforms or []:
+        if type(transform).__name__.startswith('LoadImageFrom') and hasattr(
+                transform, 'color_type'):
+            stored = (
+                transform.color_type in STORED_FLAGS
+                or getattr(transform, 'imdecode_backend', 'cv2') in STORED_BACKENDS)
+            return 'stored' if stored else 'exif'
+    return 'exif'
+
+
+def set_image_orientation(transforms: Sequence) -> None:
+    """Give each :class:`CheckSegFiles` of ``transforms`` without an ``image_orientation`` the
+    one of the pipeline's image loader (:func:`image_orientation_of`)."""
+    mode = image_orientation_of(transforms)
+    for transform in transforms or []:
+        if isinstance(transform, CheckSegFiles) and transform.image_orientation is None:
+            transform.image_orientation = mode
 
 
 class BadSampleError(ValueError):
@@ -51,47 +86,93 @@ class BadSampleError(ValueError):
 
 @TRANSFORMS.register_module()
 class CheckSegFiles(BaseTransform):
-    """Check a sample's files before they are loaded (see :func:`~.file_checks.inspect_file`).
+    """Check a sample's files before they are loaded (see :func:`~.file_checks.inspect_header`).
 
     Raises :class:`BadSampleError` for the first bad file: missing, a symlink loop, empty,
     truncated JPEG/PNG, corrupt (unreadable header, PNG checksum), an unknown format, a header
     declaring more than ``max_pixels`` pixels, or image and label of different sizes (compared
-    from the headers). Cost: a header read per file and the chunks of PNGs, small next to
-    decoding the image. Our datasets and :class:`ValidatedDataset` run the pipeline's first
-    ``CheckSegFiles`` on each sample before the pipeline (:func:`check_files_first`); then the
-    one in the pipeline passes the sample through.
+    from the headers: the label with the image as loaded, its EXIF orientation applied; a label
+    that has the image's stored size instead is named as drawn on the stored pixels, with the
+    tag). Each file's EXIF orientation is left in ``results['exif_orientation']``
+    (``tools/check_dataset.py`` reports rotated images). Cost: a header read per file and the
+    chunks of PNGs, small next to decoding the image. Our datasets and :class:`ValidatedDataset`
+    run the pipeline's first ``CheckSegFiles`` on each sample before the pipeline
+    (:func:`check_files_first`); then the one in the pipeline passes the sample through.
 
     Args:
         max_pixels: the most pixels (width x height) a header may declare; default
             :data:`~.file_checks.MAX_PIXELS` (100 Mpixel). Pillow's own limit is raised to it
             if lower.
+        image_orientation: how the pipeline loads images: ``'exif'`` (turned as their EXIF
+            orientation tag says, as ``LoadImageFromFile`` does by default) or ``'stored'``
+            (``color_type='color_ignore_orientation'`` or ``'unchanged'``); ``None`` (default):
+            as the pipeline's image loader does (our datasets and ``ValidatedDataset`` set it),
+            else ``'exif'``. Labels are always compared as stored (``LoadAnnotations`` ignores
+            the tag).
     """
 
-    def __init__(self, max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(self,
+                 max_pixels: int = MAX_PIXELS,
+                 image_orientation: Optional[str] = None) -> None:
+        if image_orientation not in (None, ) + ORIENTATION_MODES:
+            raise ValueError(f'CheckSegFiles: image_orientation={image_orientation!r} must be '
+                             "'exif', 'stored' or None")
         self.max_pixels = int(max_pixels)
+        self.image_orientation = image_orientation
         allow_in_pillow(self.max_pixels)
 
     def transform(self, results: dict) -> dict:
         if results.get(CHECKED_KEY):
             return results
-        sizes = {}
+        infos = {}
         for key in PATH_KEYS:
             path = results.get(key)
             if path:
-                problem, sizes[key] = inspect_file(path, self.max_pixels)
-                if problem:
-                    raise BadSampleError(path, problem, results.get('sample_idx'))
-        img_size, seg_size = sizes.get('img_path'), sizes.get('seg_map_path')
-        if img_size and seg_size and img_size != seg_size:
-            raise BadSampleError(
-                results['seg_map_path'], f'label size {seg_size[0]}x{seg_size[1]} (HxW) '
-                f'differs from the image {results["img_path"]} ({img_size[0]}x{img_size[1]})',
-                results.get('sample_idx'))
+                infos[key] = info = inspect_header(path, self.max_pixels)
+                if info.problem:
+                    raise BadSampleError(path, info.problem, results.get('sample_idx'))
+        image, label = infos.get('img_path'), infos.get('seg_map_path')
+        if image and label and image.size and label.size:
+            problem = self.size_problem(results['img_path'], image, label)
+            if problem:
+                raise BadSampleError(results['seg_map_path'], problem, results.get('sample_idx'))
+        results[EXIF_KEY] = {key: info.orientation for key, info in infos.items()}
         results[CHECKED_KEY] = True
         return results
 
+    def size_problem(self, img_path: str, image: HeaderInfo, label: HeaderInfo) -> Optional[str]:
+        """Why ``label`` (its header) does not fit the image at ``img_path`` as loaded."""
+        turned = self.image_orientation != 'stored' and image.orientation not in (None, 1)
+        loaded = oriented_size(image.size, image.orientation) if turned else image.size
+        if label.size == loaded:
+            return None
+        tag = (f'EXIF orientation tag ({EXIF_ORIENTATION}) = '
+               f'{describe_orientation(image.orientation)}')
+        if turned and label.size == image.size:
+            return (f'label size {_hw(label.size)} (HxW) is the size of the image {img_path} as '
+                    f'stored, but the image is loaded turned to {_hw(loaded)}: its {tag} is '
+                    'applied when it is loaded (LoadImageFromFile, tools/infer.py, mmcv.imread; '
+                    'viewers show it so), while labels are read as stored. The label was drawn on '
+                    'the stored pixels: remove the tag from the image and keep its pixels (set it '
+                    'to 1, e.g. exiftool -n -Orientation=1 IMAGE), or turn the label as the tag '
+                    'says')
+        where = f'; its {tag}, applied when it is loaded: stored {_hw(image.size)}' if turned \
+            else ''
+        if not turned and label.size == oriented_size(image.size, image.orientation):
+            where = (f'; its {tag} would turn it to {_hw(label.size)}, as viewers show it, but '
+                     'this pipeline loads images as stored (LoadImageFromFile color_type '
+                     "'unchanged' or '..._ignore_orientation'): the label was drawn on the turned "
+                     "image: load images with color_type='color'")
+        return (f'label size {_hw(label.size)} (HxW) differs from the image {img_path} '
+                f'({_hw(loaded)}{where})')
+
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(max_pixels={self.max_pixels})'
+        return (f'{type(self).__name__}(max_pixels={self.max_pixels}, '
+                f'image_orientation={self.image_orientation!r})')
+
+
+def _hw(size) -> str:
+    return f'{size[0]}x{size[1]}'
 
 
 def check_files_first(pipeline, results: dict) -> dict:
@@ -100,7 +181,11 @@ def check_files_first(pipeline, results: dict) -> dict:
     pipeline decodes anything. Raises :class:`BadSampleError`."""
     transforms = getattr(pipeline, 'transforms', pipeline) or []
     check = next((t for t in transforms if isinstance(t, CheckSegFiles)), None)
-    return (check or CheckSegFiles())(results)
+    if check is None:
+        check = CheckSegFiles(image_orientation=image_orientation_of(transforms))
+    elif check.image_orientation is None:
+        set_image_orientation(transforms)
+    return check(results)
 
 
 class FilesCheckedFirst:
@@ -110,12 +195,14 @@ class FilesCheckedFirst:
     inference API needs that first step). :class:`ValidatedDataset` skips its own check then.
     A :class:`CheckSegSample` in the pipeline without ``num_classes`` gets the dataset's number
     of classes and ``ignore_index`` (so a config that changes ``metainfo.classes`` needs no
-    other change)."""
+    other change), a :class:`CheckSegFiles` without ``image_orientation`` the one of the
+    pipeline's image loader."""
 
     checks_files_first = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        set_image_orientation(getattr(self.pipeline, 'transforms', []))
         for transform in getattr(self.pipeline, 'transforms', []):
             if isinstance(transform, CheckSegSample) and transform.num_classes is None:
                 transform.num_classes = len(self.metainfo['classes'])

@@ -11,7 +11,8 @@ from mmseg.registry import DATASETS
 
 from .missing_files import describe_missing, file_problem, missing_files, sample_paths
 from .scan import scan_dataset
-from .transforms import BadSampleError, CheckSegFiles, CheckSegSample, check_files_first
+from .transforms import (BadSampleError, CheckSegFiles, CheckSegSample, check_files_first,
+                         set_image_orientation)
 
 
 def _as_bad_sample(error: Exception, info: dict, index: int) -> BadSampleError:
@@ -30,6 +31,7 @@ def _insert_checks(transforms: list, num_classes: int, ignore_index: int) -> int
     """Put CheckSegFiles first and CheckSegSample after the last loader; return its index."""
     if not any(isinstance(t, CheckSegFiles) for t in transforms):
         transforms.insert(0, CheckSegFiles())
+    set_image_orientation(transforms)  # as the pipeline's image loader orients images
     checks = [i for i, t in enumerate(transforms) if isinstance(t, CheckSegSample)]
     if checks:
         for i in checks:

@@ -5,7 +5,7 @@ from typing import List, Sequence, Union
 from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 
-from .missing_files import command_text, describe_missing, missing_files
+from .missing_files import NoSamplesError, command_text, describe_missing, missing_files
 from .transforms import FilesCheckedFirst
 
 
@@ -18,7 +18,9 @@ class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
     loading, the split file, the image folder and the label folder must exist, and afterwards
     every listed image and label; otherwise a single :class:`FileNotFoundError` names the
     missing folder or files (:func:`~.missing_files.describe_missing`), and ``prepare_cmd``,
-    the command that prepares the data.
+    the command that prepares the data. A split file that lists no name (empty, or blank lines
+    only; blank lines are skipped) is :class:`~.missing_files.NoSamplesError`, a
+    ``FileNotFoundError``.
 
     Args:
         prepare_cmd: shown in the error, e.g. ``'python tools/dataset_converters/sbd.py ...'``
@@ -40,11 +42,10 @@ class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
         self.check_files = check_files
         super().__init__(ann_file=ann_file, **kwargs)
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, error: type = FileNotFoundError) -> None:
         how = (f'Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else
                'Check data_root, data_prefix and ann_file in the dataset config.')
-        raise FileNotFoundError(
-            f'{type(self).__name__}: {message} (data_root={self.data_root!r}). {how}')
+        raise error(f'{type(self).__name__}: {message} (data_root={self.data_root!r}). {how}')
 
     def load_data_list(self) -> List[dict]:
         img_dir = self.data_prefix.get('img_path', '')
@@ -55,10 +56,11 @@ class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
             self._fail(f'image folder not found: {img_dir}')
         if seg_dir is not None and not osp.isdir(seg_dir):
             self._fail(f'label folder not found: {seg_dir}')
-        data_list = super().load_data_list()
+        blank = osp.join(img_dir, self.img_suffix)  # the entry of a blank line
+        data_list = [d for d in super().load_data_list() if d['img_path'] != blank]
         if not data_list:
-            raise ValueError(f'{type(self).__name__}: the split file {self.ann_file} lists no '
-                             'images')
+            self._fail(f'the split file {self.ann_file} lists no images (it is empty)',
+                       NoSamplesError)
         missing = missing_files(data_list) if self.check_files else []
         if missing:
             self._fail(describe_missing(missing, self.ann_file))

@@ -1,6 +1,6 @@
 """The FCN paper's four segmentation metrics from a dataset-level confusion matrix."""
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -8,6 +8,10 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
+
+from ..utils.config_vars import ConfigError
+
+REPORTED = ('aAcc', 'mAcc', 'mIoU', 'fwIoU')  # FCNMetric's scores, in this order
 
 
 def confusion_matrix(pred: np.ndarray, label: np.ndarray, num_classes: int) -> np.ndarray:
@@ -80,7 +84,14 @@ class FCNMetric(IoUMetric):
         output_dir: if set, save each prediction there as ``<image name>.png`` (label values).
         format_only: only save predictions (test sets without ground truth).
         collect_device, prefix: see :class:`mmengine.evaluator.BaseMetric`.
-        kwargs: accepted and ignored (mmseg's ``tools/test.py --out`` sets ``keep_results``).
+        iou_metrics: ``['mIoU']`` (or left out), as in configs written for ``IoUMetric``: the
+            metric always reports the four scores above; ``mDice`` and ``mFscore`` (mmseg's
+            ``IoUMetric``) are not computed, and asking for them is a :class:`ConfigError`.
+        keep_results: accepted and ignored (mmseg's ``tools/test.py --out`` sets it).
+
+    Any other argument (``IoUMetric``'s ``nan_to_num`` and ``beta`` included: they change
+    nothing here) is a :class:`ConfigError` naming the closest accepted name
+    (:mod:`fcn_plugin.utils.arguments`).
     """
 
     def __init__(self,
@@ -90,7 +101,15 @@ class FCNMetric(IoUMetric):
                  format_only: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 **kwargs) -> None:
+                 iou_metrics: Union[str, Sequence[str]] = ('mIoU', ),
+                 keep_results: bool = False) -> None:
+        metrics = [iou_metrics] if isinstance(iou_metrics, str) else list(iou_metrics)
+        if metrics != ['mIoU']:
+            raise ConfigError(
+                f'FCNMetric: iou_metrics={iou_metrics!r} is not what it computes: it reports '
+                f'{", ".join(REPORTED)} (and IoU and Acc per class) from the dataset-level '
+                "confusion matrix. Leave iou_metrics out (or set ['mIoU']); mmseg's "
+                'IoUMetric computes mDice and mFscore.')
         super().__init__(
             ignore_index=ignore_index,
             collect_device=collect_device,
@@ -118,8 +137,7 @@ class FCNMetric(IoUMetric):
             raise ValueError('FCNMetric: no results to evaluate (empty evaluation set?)')
         hist = np.sum(results, axis=0)
         scores = hist_to_metrics(hist)
-        metrics = OrderedDict(
-            (key, float(scores[key]) * 100) for key in ('aAcc', 'mAcc', 'mIoU', 'fwIoU'))
+        metrics = OrderedDict((key, float(scores[key]) * 100) for key in REPORTED)
         if self.per_image_iou:
             metrics['mIoU_img'] = _nanmean([hist_to_metrics(h)['mIoU'] for h in results]) * 100
 

@@ -8,7 +8,11 @@
   testing (``tools/check_dataset.py`` runs the same over every file);
 - exact resume (:mod:`.exact_resume`): a train loop and sampler that resume bit-identically
   without replaying the data;
-- the divergence guard (:mod:`.divergence`).
+- the divergence guard (:mod:`.divergence`);
+- one run per work dir (:mod:`.runs`): a lock held by a training run, and the run recorded in
+  each checkpoint;
+- preemption (:mod:`.preemption`): SIGTERM, SIGUSR1 and SIGINT stop a run after the current
+  iteration, with the iteration reached saved.
 
 Our configs install the hooks as named ``default_hooks`` (``configs/_base_/fcn_runtime.py``):
 a config's own ``custom_hooks`` cannot drop them, and
@@ -21,10 +25,13 @@ from .divergence import DivergenceError, DivergenceHook
 from .exact_resume import ResumableInfiniteSampler, ResumableIterBasedTrainLoop
 from .hook_names import DisabledHook
 from .load_policy import LoadPolicyHook
+from .preemption import PreemptionHook, TrainingInterrupted
 from .preflight import PreflightHook, check_split
+from .runs import RunConflictError, WorkDirLockHook
 
 __all__ = [
     'AtomicCheckpointHook', 'DisabledHook', 'DivergenceError', 'DivergenceHook', 'LoadPolicyHook',
-    'PreflightHook', 'ResumableInfiniteSampler', 'ResumableIterBasedTrainLoop', 'check_split',
+    'PreemptionHook', 'PreflightHook', 'ResumableInfiniteSampler', 'ResumableIterBasedTrainLoop',
+    'RunConflictError', 'TrainingInterrupted', 'WorkDirLockHook', 'check_split',
     'find_newest_complete_checkpoint', 'is_complete_checkpoint'
 ]

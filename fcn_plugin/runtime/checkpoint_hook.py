@@ -28,6 +28,7 @@ from mmseg.registry import HOOKS
 from ..utils.io import atomic_write, atomic_write_text
 from .checkpoint_files import no_space_message, surplus_checkpoints
 from .divergence import checkpoint_nonfinite, describe_nonfinite, diverged
+from .runs import HUB_KEY, RUN_KEY, config_name, run_of
 
 TMP_PATTERN = '.*.tmp-*'  # fcn_plugin.utils.io.atomic_write's temporary files
 # what a failed save must not change (with the message hub's runtime info)
@@ -128,12 +129,15 @@ class AtomicCheckpointHook(CheckpointHook):
         self._retain(runner, runner.epoch if self.by_epoch else runner.iter, start=True)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Refuse to write a checkpoint holding NaN/inf (weights or optimizer state)."""
+        """Refuse to write a checkpoint holding NaN/inf (weights or optimizer state); record
+        the run and config that write it (``meta['fcn_run']``)."""
         names, total = checkpoint_nonfinite(checkpoint)
         if names:
             raise diverged(
                 runner, 'the checkpoint to be saved was not written: ' +
                 describe_nonfinite(names, total, 'tensors'))
+        checkpoint.setdefault('meta', {})[RUN_KEY] = dict(
+            id=runner.message_hub.get_info(HUB_KEY), config=config_name(runner.cfg))
 
     def save_atomically(self, runner, out_dir, filename, *args, **kwargs) -> None:
         """``runner.save_checkpoint(out_dir, filename, ...)``, through a temporary file."""
@@ -161,8 +165,7 @@ class AtomicCheckpointHook(CheckpointHook):
         last save was that step's (the periodic save of the same iteration)."""
         path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
         if self.last_ckpt != path:
-            self._save_checkpoint_with_step(
-                runner, step, dict(epoch=runner.epoch, iter=step))
+            self._save_checkpoint_with_step(runner, step, dict(epoch=runner.epoch, iter=step))
         return path
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
@@ -217,7 +220,15 @@ class AtomicCheckpointHook(CheckpointHook):
                                                                   step, self.max_keep_ckpts)
         except ValueError:  # a filename_tmpl without exactly one {}: mmengine's retention
             return
-        for path in surplus + truncated:
+        run_id = runner.message_hub.get_info(HUB_KEY)
+        others = [p for p in surplus if (run_of(p) or {}).get('id') not in (None, run_id)]
+        for path in others:
+            print_log(
+                f'Kept {path} beyond max_keep_ckpts={self.max_keep_ckpts}: another run '
+                'wrote it.',
+                logger='current',
+                level=logging.WARNING)
+        for path in [p for p in surplus if p not in others] + truncated:
             os.remove(path)
             print_log(
                 f'Removed {path}: ' +

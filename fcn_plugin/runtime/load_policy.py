@@ -13,9 +13,10 @@ import ast
 import logging
 import math
 import os.path as osp
+import uuid
 from collections.abc import Mapping
 from glob import glob
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
@@ -26,10 +27,13 @@ from mmseg.registry import HOOKS
 from ..utils.checkpoint_fit import attach_checkpoint_fit, remember_source
 from ..utils.config_vars import ConfigError
 from ..utils.io import atomic_write_text
-from .checkpoint_files import (checkpoint_folder, checkpoint_hook, read_last_checkpoint,
-                               resume_target, shown)
+from .checkpoint_files import (checkpoint_folder, checkpoint_hook, is_complete_checkpoint,
+                               numbered_checkpoints, read_last_checkpoint, resume_target, shown)
 from .divergence import DivergenceError, checkpoint_nonfinite, configured_lr, describe_nonfinite
 from .runner_state import LoadRequest, is_training, load_request, set_load_request
+from .runs import HUB_KEY, RunConflictError, config_name, run_of
+
+UNRECORDED = 'unrecorded'  # checkpoints written before runs were recorded
 
 
 @HOOKS.register_module()
@@ -46,7 +50,14 @@ class LoadPolicyHook(Hook):
       checkpoint; mmengine would *resume* from it, at iteration 100000, and stop at once):
       ``load_from`` only starts a run whose checkpoint folder holds no checkpoint yet;
     - with neither, the run starts at iteration 0, saying so (and naming earlier runs' logs in
-      the work dir, whose checkpoints were not found).
+      the work dir, whose checkpoints were not found);
+    - checkpoints there of several runs, or a checkpoint of another config than this run's
+      (``meta['fcn_run']``, :mod:`.runs`), are a :class:`~.runs.RunConflictError`.
+
+    A training run without ``resume`` does not start where an earlier run's checkpoints are (it
+    would overwrite and delete them): a :class:`~.runs.RunConflictError` says to ``--resume``
+    or to use another work dir. The run's id (new, or the resumed run's) goes into the message
+    hub for the checkpoint hook to record.
 
     A ``load_from`` that is not a file is a :class:`~fcn_plugin.utils.config_vars.ConfigError`.
     The model's checkpoint check (:mod:`fcn_plugin.utils.checkpoint_fit`, attached also to
@@ -70,13 +81,23 @@ class LoadPolicyHook(Hook):
     def __init__(self) -> None:
         self.source: Optional[str] = None  # the file this run loads
         self.resuming = False
+        self.run_id: Optional[str] = None  # recorded in this run's checkpoints
         self._configured_fit: Optional[str] = None
 
     def before_run(self, runner) -> None:
         request, training = load_request(runner), is_training(runner)
-        if training and request.resume:
-            request = self._settle_resume(runner, request)
-            set_load_request(runner, request)
+        if training:
+            folder, tmpl = checkpoint_folder(checkpoint_hook(runner), runner.work_dir)
+            runs = checkpoint_runs(folder, tmpl)
+            if request.resume:
+                request = self._settle_resume(runner, request)
+                set_load_request(runner, request)
+            if request.resume:
+                self.run_id = self._resumed_run(runner, runs, request.load_from)
+            else:
+                self._refuse_earlier_run(folder, runs)
+                self.run_id = uuid.uuid4().hex
+            runner.message_hub.update_info(HUB_KEY, self.run_id)
         self.source, self.resuming = request.load_from, request.resume
         if self.source and '://' not in self.source and not osp.isfile(osp.expanduser(self.source)):
             raise ConfigError(f'load_from = {self.source!r}: file not found.')
@@ -117,6 +138,39 @@ class LoadPolicyHook(Hook):
     def before_train(self, runner) -> None:
         if self._configured_fit is not None:
             _unwrap(runner.model).checkpoint_fit = self._configured_fit
+        if self.run_id is not None:  # a resumed message hub holds the checkpoint's info
+            runner.message_hub.update_info(HUB_KEY, self.run_id)
+
+    @staticmethod
+    def _refuse_earlier_run(folder: str, runs: Dict[str, List[str]]) -> None:
+        """A new run does not start where another run's checkpoints are (it would overwrite and
+        delete them)."""
+        names = sorted((n for files in runs.values() for n in files), key=_step_of)
+        if names:
+            raise RunConflictError(
+                f'{folder} holds checkpoints of an earlier run ({_few(names)}): continue it with '
+                '--resume, or train this run in another work dir (--work-dir), or move them '
+                'away. Nothing was written.')
+
+    @staticmethod
+    def _resumed_run(runner, runs: Dict[str, List[str]], target: Optional[str]) -> str:
+        """The id of the run ``--resume`` continues; checkpoints of several runs, or of another
+        config, are an error."""
+        recorded = {run: files for run, files in runs.items() if run != UNRECORDED}
+        if len(recorded) > 1:
+            groups = '; '.join(f'{_few(files)}' for files in recorded.values())
+            raise RunConflictError(
+                f'--resume: the checkpoints here were written by {len(recorded)} different runs '
+                f'({groups}): move the other run\'s checkpoints away, so that the one to '
+                'continue is alone.')
+        run = run_of(target) if target and '://' not in target else None
+        config = config_name(runner.cfg)
+        if run and run.get('config') and config and run['config'] != config:
+            raise RunConflictError(
+                f"--resume: {target} was written by a run of config {run['config']}, not "
+                f'{config}: resume it with that config, or train {config} in another work dir '
+                '(--work-dir).')
+        return (run or {}).get('id') or uuid.uuid4().hex
 
     @staticmethod
     def _settle_resume(runner, request: LoadRequest) -> LoadRequest:
@@ -150,6 +204,30 @@ class LoadPolicyHook(Hook):
             logger='current',
             level=logging.WARNING)
         return LoadRequest(False, None)
+
+
+def checkpoint_runs(folder: str, filename_tmpl: str) -> Dict[str, List[str]]:
+    """The complete numbered checkpoints in ``folder`` by the run that wrote them (the file
+    names; :data:`UNRECORDED` for checkpoints that record no run)."""
+    runs: Dict[str, List[str]] = {}
+    try:
+        numbered = numbered_checkpoints(folder, filename_tmpl)
+    except ValueError:  # a filename_tmpl without exactly one {}
+        return runs
+    for _, path in numbered:
+        if is_complete_checkpoint(path):
+            run_id = (run_of(path) or {}).get('id') or UNRECORDED
+            runs.setdefault(run_id, []).append(osp.basename(path))
+    return runs
+
+
+def _step_of(name: str):
+    digits = ''.join(c for c in name if c.isdigit())
+    return (int(digits) if digits else -1, name)
+
+
+def _few(names: List[str]) -> str:
+    return ', '.join(names[-3:]) + (f' and {len(names) - 3} more' if len(names) > 3 else '')
 
 
 def _unwrap(model):

@@ -12,9 +12,13 @@ every runner; ``tools/check_dataset.py`` runs :func:`check_split` over every fil
   (:func:`~fcn_plugin.datasets.label_checks.analyze_labels`): errors for a split whose labels
   are all void, that hold only 0 and 255 (binary masks saved as 0/255: 255 is void, so the
   foreground would be ignored, the loss ~0 and the mIoU 100) or two grey levels, colour
-  labels, values outside the classes; warnings for classes without pixels. Before a run it
-  reads a bounded sample of the label files (labels only); ``full=True`` loads and checks every
-  sample, listing each bad file.
+  labels, values outside the classes; warnings for classes without pixels, for samples listed
+  more than once (:func:`~fcn_plugin.datasets.label_checks.duplicate_findings`) and for images
+  and labels carrying an EXIF orientation tag other than 1
+  (:func:`~fcn_plugin.datasets.label_checks.orientation_findings`: images are loaded turned as
+  the tag says, labels as stored; a 180-degree turn passes every size check). Before a run it
+  reads a bounded sample of the label files (and the headers of their images); ``full=True``
+  loads and checks every sample, listing each bad file.
 """
 import logging
 import os
@@ -29,8 +33,9 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ..datasets.label_checks import (BadDatasetError, LabelFinding, analyze_labels, count_labels,
-                                     dataset_classes)
-from ..datasets.missing_files import file_problem, missing_files
+                                     dataset_classes, dataset_image_orientation, duplicate_findings,
+                                     leaf_datasets, orientation_findings)
+from ..datasets.missing_files import NoSamplesError, file_problem, lists_nothing, missing_files
 from ..datasets.scan import scan_dataset
 from ..datasets.transforms import BadSampleError
 from ..datasets.validated_dataset import ValidatedDataset
@@ -96,9 +101,10 @@ class PreflightHook(Hook):
                 dataset,
                 max_files=self.max_files,
                 time_limit=self.time_limit)
-            if not report.labels or sorted(report.labels) in seen:
-                continue  # no labels, or the same files as another loader
-            seen.append(sorted(report.labels))
+            if report.labels and sorted(report.labels) in seen:
+                continue  # the same files as another loader
+            if report.labels:
+                seen.append(sorted(report.labels))
             findings += report.findings
         return findings
 
@@ -122,14 +128,17 @@ def check_split(name: str,
     """Check one split of a built dataset (``name``: ``'train'``, ``'val'``...).
 
     ``full=False`` reads label files only (:func:`count_labels`: at most ``max_files`` and
-    ``time_limit`` seconds). ``full=True`` loads every sample with the dataset's own loading
-    transforms and checks it as in training, in ``workers`` processes, listing every missing or
-    bad file; build the dataset lazily (``lazy_init=True``) so that a list naming missing files
-    still loads (``check_files=False`` is set here). Raises ``FileNotFoundError`` if no list of
-    samples can be loaded (a missing folder or split file).
+    ``time_limit`` seconds; and the EXIF orientation from the header of each label's image).
+    ``full=True`` loads every sample with the dataset's own loading transforms and checks it as
+    in training, in ``workers`` processes, listing every missing or bad file; build the dataset
+    lazily (``lazy_init=True``) so that a list naming missing files still loads
+    (``check_files=False`` is set here). Both report samples listed more than once and files
+    carrying an EXIF orientation tag. Raises ``FileNotFoundError`` if no list of samples can be
+    loaded (a missing folder or split file; :class:`NoSamplesError` for an empty split file).
     """
+    exif_tags: dict = {}
     if not full:
-        labels, total = count_labels(dataset, max_files, time_limit)
+        labels, total = count_labels(dataset, max_files, time_limit, exif_tags)
         bad: List[BadSampleError] = []
         samples = total
     else:
@@ -138,6 +147,7 @@ def check_split(name: str,
         inner = wrapper.dataset
         if hasattr(inner, 'check_files'):
             inner.check_files = False  # built lazily: nothing is loaded yet
+        check_not_empty(inner)
         inner.full_init()
         infos = (inner.get_data_info(i) for i in range(len(inner)))
         bad = [BadSampleError(path, file_problem(path), i) for i, path in missing_files(infos)]
@@ -148,7 +158,8 @@ def check_split(name: str,
             indices=[i for i in range(samples) if i not in dropped],
             workers=workers,
             desc=name,
-            label_counts=labels)
+            label_counts=labels,
+            exif_tags=exif_tags)
     classes, ignore = dataset_classes(dataset)
     findings = analyze_labels(labels,
                               len(classes) if classes else None, ignore, classes, name, total)
@@ -156,7 +167,22 @@ def check_split(name: str,
         findings = [f for f in findings if f.kind != 'bad_values']
     elif _skips_bad_samples(dataset):  # per-file problems are skipped there, by request
         findings = [f._replace(level='warning') if f.kind in PER_FILE else f for f in findings]
+    findings += duplicate_findings(dataset, name)
+    findings += orientation_findings(
+        exif_tags.get('img_path', {}), exif_tags.get('seg_map_path', {}), name,
+        dataset_image_orientation(dataset), total)
     return SplitReport(bad, findings, labels, samples)
+
+
+def check_not_empty(dataset) -> None:
+    """Raise :class:`NoSamplesError` naming the split file of a (not yet loaded) dataset that
+    lists no name (mmseg's own datasets would fail with mmengine's ``ValueError: need at least
+    one array to concatenate``; ours raise it themselves)."""
+    for leaf in leaf_datasets(dataset):
+        ann_file = getattr(leaf, 'ann_file', None)
+        if ann_file and os.path.isfile(ann_file) and lists_nothing(ann_file):
+            raise NoSamplesError(f'{type(leaf).__name__}: the split file {ann_file} lists no '
+                                 'images (it is empty)')
 
 
 def _skips_bad_samples(dataset) -> bool:

@@ -19,8 +19,10 @@ LOOPS = (('train_dataloader', '_train_loop'), ('val_dataloader', '_val_loop'), (
 
 
 def is_training(runner) -> bool:
-    """Whether ``runner`` is running ``train()`` (its train loop is built)."""
-    return isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+    """Whether ``runner`` is running ``train()``: its train loop is built and has not reached
+    its end (a runner that tested or validated after training has)."""
+    loop = getattr(runner, '_train_loop', None)
+    return isinstance(loop, BaseLoop) and loop.iter < loop.max_iters
 
 
 def built_datasets(runner) -> List[Tuple[str, object]]:

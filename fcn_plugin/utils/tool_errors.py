@@ -6,9 +6,10 @@ exception class of ``fcn_plugin`` -- ``ConfigError``, ``BadSampleError``, ``BadD
 the checkpoint errors ... -- missing or unreadable files, and a file system that refuses a write:
 read-only, full, over quota) end the tool with ``<tool>: error: <ErrorClass>: <message>`` as the
 last line on stderr; the traceback goes to the run's log file when there is one (else it is
-printed before that line). An error with an ``exit_code`` attribute (a run stopped by a signal:
-128 + its number, as a shell reports a process the signal ended) exits with that code. Other
-errors (bugs) propagate with their traceback as usual.
+printed before that line, except for a refused write, whose message names the path, and a run
+stopped by a signal). An error with an ``exit_code`` attribute (a run stopped by a signal: 128 +
+its number, as a shell reports a process the signal ended) exits with that code. Other errors
+(bugs) propagate with their traceback as usual.
 """
 import errno
 import logging
@@ -27,9 +28,10 @@ REFUSED_WRITES = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES)
 def is_user_error(error: BaseException) -> bool:
     """Whether ``error`` is one a user can cause and fix: a class of ``fcn_plugin`` (or derived
     from one), a missing/unreadable file or a refused write."""
-    return isinstance(error, FILE_ERRORS) or (
-        isinstance(error, OSError) and error.errno in REFUSED_WRITES) or any(
-            cls.__module__.split('.')[0] == 'fcn_plugin' for cls in type(error).__mro__)
+    return isinstance(error, FILE_ERRORS) or (isinstance(error, OSError)
+                                              and error.errno in REFUSED_WRITES) or any(
+                                                  cls.__module__.split('.')[0] == 'fcn_plugin'
+                                                  for cls in type(error).__mro__)
 
 
 def user_message(error: BaseException) -> str:
@@ -79,7 +81,10 @@ def run_tool(main: Callable, prog: str, *args, **kwargs):
             raise
         log_file = _log_traceback(error, before)
         sys.stdout.flush()
-        if log_file is None:
+        # a refused write's message names the path; a stopped run is no failure: no traceback
+        quiet = isinstance(error, OSError) and error.errno in REFUSED_WRITES or hasattr(
+            error, 'exit_code')
+        if log_file is None and not quiet:
             traceback.print_exception(type(error), error, error.__traceback__)
         where = f' (traceback in {log_file})' if log_file else ''
         print(f'{prog}: error: {user_message(error)}{where}', file=sys.stderr, flush=True)

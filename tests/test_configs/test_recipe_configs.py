@@ -169,7 +169,9 @@ RUNTIME = dict(
     load_policy='LoadPolicyHook',
     preflight='PreflightHook',
     divergence='DivergenceHook',
-    confusion_matrix='ConfusionMatrixHook')
+    preemption='PreemptionHook',
+    confusion_matrix='ConfusionMatrixHook',
+    work_dir_lock='WorkDirLockHook')
 CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', '*.py')) +
     glob.glob(osp.join(ROOT, 'tests', 'configs', '*.py')))

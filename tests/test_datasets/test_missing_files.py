@@ -82,3 +82,61 @@ def test_custom_dataset_check_files_false_keeps_images_without_labels(tmp_path):
     dataset = DATASETS.build(dict(cfg, check_files=False))
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     assert [osp.basename(p) for _, p in missing_files(infos)] == ['a.png', 'c.png']
+
+
+# ------------------------------------------------------------------ a split that lists nothing
+@pytest.fixture
+def run_tool_main(load_tool, capsys):
+    """``run_tool_main(tool, *argv)``: ``tools/<tool>.py``'s main under run_tool, as its command
+    line runs it; (exit status, stdout, stderr)."""
+    from fcn_plugin.utils.tool_errors import run_tool
+
+    def call(tool, *argv):
+        try:
+            code = run_tool(load_tool(tool).main, f'tools/{tool}.py', list(map(str, argv)))
+        except SystemExit as stop:
+            code = stop.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call
+
+
+def test_an_empty_split_file_is_one_error_naming_it(tmp_path, make_voc, tiny_cfg, write_config,
+                                                    run_tool_main, one_thread):
+    from fcn_plugin.datasets.missing_files import NoSamplesError
+    from fcn_plugin.utils.tool_errors import is_user_error
+    root = tmp_path / 'voc'
+    names = make_voc(root, n_train=2, n_val=1)['train']
+    split = root / 'ImageSets/Segmentation/train.txt'
+    voc = dict(
+        type='FCNVOCDataset',
+        data_root=str(root),
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/train.txt',
+        pipeline=[])
+    custom = dict(voc, type='CustomSegDataset', img_suffix='.jpg', seg_map_suffix='.png')
+    split.write_text(f'\n{names[1]}\n  \n')  # blank lines are no samples
+    assert len(DATASETS.build(voc)) == len(DATASETS.build(custom)) == 1
+    for text in ('', '\n \n'):
+        split.write_text(text)
+        for cfg in (voc, custom):
+            with pytest.raises(NoSamplesError, match=f'the split file {split} lists no images'):
+                DATASETS.build(cfg)
+    error = NoSamplesError('x')
+    assert isinstance(error, FileNotFoundError) and is_user_error(error)
+    # tools/check_dataset.py, also on mmseg's PascalVOCDataset (write_config's datasets): the
+    # split named, exit status 1, no traceback
+    code, out, err = run_tool_main('check_dataset', write_config(tmp_path / 'c.py', root),
+                                   '--workers', '1')
+    assert code == 1 and f'the split file {split} lists no images' in out, out + err
+    assert 'Traceback' not in out + err
+    # tools/train.py: one final line naming the file; the traceback goes to the log file
+    cfg = tiny_cfg(root, tmp_path / 'work', max_iters=2)
+    cfg.train_dataloader.dataset.dataset.type = 'FCNVOCDataset'
+    cfg.dump(str(tmp_path / 'tiny.py'))
+    code, out, err = run_tool_main('train', tmp_path / 'tiny.py')
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and last.startswith('tools/train.py: error: NoSamplesError: FCNVOCDataset: '
+                                         f'the split file {split} lists no images'), err[-3000:]
+    assert 'Traceback' not in err and '(traceback in ' in last

@@ -63,3 +63,34 @@ def test_tensorboard_backend_logs_scalars(tmp_path):
     events = EventAccumulator(str(tmp_path / 'vis_data')).Reload()
     assert {'loss', 'mIoU'} <= set(events.Tags()['scalars'])
     assert events.Scalars('mIoU')[0].value == pytest.approx(81.0)
+
+
+def test_a_matrix_that_cannot_be_written_is_reported_once(tmp_path, monkeypatch):
+    """Disk full while the heatmap is written: the run goes on, a warning names the files and
+    the error (once), and no partial file is left; the .npy and .csv written before it stay."""
+    import errno
+    import os
+
+    from matplotlib.figure import Figure
+
+    from fcn_plugin.evaluation import logger_hook
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    warned = []
+    monkeypatch.setattr(logger_hook, 'print_log', lambda msg, **kw: warned.append(msg))
+    monkeypatch.setattr(Figure, 'savefig', no_space)
+    hook = ConfusionMatrixHook()
+    for step in (2, 4):
+        metric, _ = evaluated_metric()
+        runner = SimpleNamespace(
+            log_dir=str(tmp_path),
+            iter=step,
+            val_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[metric])))
+        hook.after_val_epoch(runner)
+        assert metric.last_confusion_matrix is None
+    out = tmp_path / 'confusion_matrix'
+    assert sorted(os.listdir(out)) == [f'val_iter_{i}.{e}' for i in (2, 4) for e in ('csv', 'npy')]
+    assert len(warned) == 1 and f'{out}/val_iter_2.npy/.csv/.png' in warned[0]
+    assert '[Errno 28] No space left on device' in warned[0]

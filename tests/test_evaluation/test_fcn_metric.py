@@ -11,6 +11,7 @@ from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 
 from fcn_plugin.evaluation import FCNMetric, confusion_matrix, hist_to_metrics
+from fcn_plugin.utils.config_vars import ConfigError
 
 CLASSES = ('c0', 'c1', 'c2', 'c3', 'c4')
 
@@ -126,6 +127,23 @@ def test_output_dir_and_keep_results_accepted(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['img_0.png', 'img_1.png']
 
 
+def test_iou_metrics_only_what_it_computes():
+    """IoUMetric's iou_metrics=['mIoU'] (a child config switching the type keeps it) changes
+    nothing; metrics it does not compute, and unknown arguments, are ConfigErrors."""
+    preds, labels = make_set(num=2)
+    plain = run_metric(preds, labels)
+    for value in (['mIoU'], 'mIoU', ('mIoU', )):
+        assert run_metric(preds, labels, iou_metrics=value) == pytest.approx(plain, nan_ok=True)
+    for value in (['mDice'], ['mIoU', 'mFscore'], []):
+        with pytest.raises(ConfigError, match=r'reports aAcc, mAcc, mIoU, fwIoU .*IoUMetric'):
+            METRICS.build(dict(type='FCNMetric', iou_metrics=value))
+    for wrong, right in (('per_image_iuo', 'per_image_iou'), ('ignore_idx', 'ignore_index')):
+        with pytest.raises(ConfigError, match=f"'{wrong}' \\(did you mean '{right}'"):
+            METRICS.build(dict(type='FCNMetric', **{wrong: True}))
+    with pytest.raises(ConfigError, match="unknown argument 'nan_to_num'; FCNMetric accepts"):
+        FCNMetric(nan_to_num=0)  # IoUMetric's: it would change nothing here
+
+
 def _dist_worker(rank, world_size, init_file, out_file):
     torch_dist.init_process_group(
         'gloo', init_method=f'file://{init_file}', rank=rank, world_size=world_size)
@@ -149,9 +167,7 @@ def test_distributed_sum_over_ranks_equals_single_process():
     """Two gloo ranks with a padded shard give exactly the single-process numbers."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'result.pth')
-        # forked (no CUDA here): the ranks start without importing torch and mmseg again
-        mp.start_processes(
-            _dist_worker, args=(2, os.path.join(tmp, 'init'), out), nprocs=2, start_method='fork')
+        mp.spawn(_dist_worker, args=(2, os.path.join(tmp, 'init'), out), nprocs=2)
         dist_result = torch.load(out)
     preds, labels = make_set(seed=1, num=7)
     single = run_metric(preds, labels)

@@ -13,6 +13,7 @@ from mmseg.registry import HOOKS
 
 import fcn_plugin  # noqa: F401
 from fcn_plugin.runtime import DivergenceError, DivergenceHook
+from fcn_plugin.runtime.runs import LOCK_NAME
 
 
 @pytest.mark.usefixtures('one_thread')
@@ -145,8 +146,9 @@ def test_nonfinite_optimizer_state_is_not_saved(tmp_path, make_voc, tiny_cfg, bu
     message = str(info.value)
     assert 'iteration 4: the checkpoint to be saved was not written: 26 of ' in message
     assert 'optimizer.state.0.momentum_buffer' in message
-    assert sorted(os.listdir(work)) == sorted(  # no iter_4.pth, no temporary file
-        ['iter_2.pth', 'last_checkpoint', 'fcn_runtime.py', runner.timestamp])
+    # no iter_4.pth, no temporary file (the run's lock is held until its process ends)
+    assert sorted(os.listdir(work)) == sorted(
+        ['iter_2.pth', 'last_checkpoint', 'fcn_runtime.py', runner.timestamp, LOCK_NAME])
     assert (work / 'last_checkpoint').read_text() == str(work / 'iter_2.pth')
     assert f"verified finite is {work / 'iter_2.pth'} " in message
     assert _finite(work / 'iter_2.pth', state_dict_of)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmcv.transforms import BaseTransform
+from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS, TRANSFORMS
 
@@ -381,14 +382,9 @@ def test_kill_during_save_keeps_a_complete_checkpoint(tmp_path, make_voc, tiny_c
     with open(work / 'last_checkpoint') as f:
         assert f.read().strip().endswith('iter_2.pth')
 
-    cfg = tiny_cfg(
-        tmp_path / 'data',
-        work,
-        max_iters=6,
-        ckpt_interval=2,
-        val_interval=100,
-        resume=True,
-        default_hooks=dict(checkpoint=dict(max_keep_ckpts=1)))
+    # --resume with the config the killed run wrote its checkpoints with
+    cfg = Config.fromfile(tmp_path / 'work_config.py', format_python_code=False)
+    cfg.resume = True
     runner = train_to_end(cfg)
     assert runner.iter == 6
     assert not any('.tmp-' in n for n in os.listdir(work))  # cleaned up on the next start

@@ -11,6 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 from mmengine.runner import BaseLoop
 from mmseg.registry import HOOKS
 
@@ -37,7 +38,9 @@ def settle(work_dir, resume=True, load_from=None, training=True):
         model=torch.nn.Linear(1, 1),
         _resume=resume,
         _load_from=load_from,
-        _train_loop=mock.Mock(spec=BaseLoop) if training else dict())
+        _train_loop=mock.Mock(spec=BaseLoop, iter=0, max_iters=10) if training else dict(),
+        cfg=Config(),
+        message_hub=MessageHub.get_instance('load_policy_test'))
     LoadPolicyHook().before_run(runner)
     return runner._resume, runner._load_from
 

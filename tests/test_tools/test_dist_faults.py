@@ -1,6 +1,6 @@
 """A distributed run ends when one of its processes cannot go on (tools/dist_train.sh, CPU).
 
-Two jobs of 2 processes each (torchrun, gloo; started together) train the narrow FCN-8s of
+Three jobs of 2 processes each (torchrun, gloo; started together) train the narrow FCN-8s of
 tests/configs/ on a tiny dataset for "ever" (100000 iterations), and once they are training:
 
 * one rank is frozen (SIGSTOP): with ``env_cfg.dist_cfg.timeout`` set short, the other rank's
@@ -19,12 +19,24 @@ import socket
 import subprocess
 import sys
 import time
+from collections import namedtuple
 
 import pytest
+
+from fcn_plugin.runtime import is_complete_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn8s_vgg16-narrow_tinyvoc.py')
 COLLECTIVE_TIMEOUT_S = 6
+# the jobs started together, by the fault each gets: --cfg-options of their own
+JOBS = dict(
+    frozen=(),
+    killed=(),
+    # a DataLoader worker per rank: torchrun signals each rank's process group
+    # (and a sampler the resumed run starts where it stopped, instead of replaying the data)
+    preempted=('train_dataloader.num_workers=1', 'train_dataloader.persistent_workers=True',
+               'train_dataloader.sampler.type=ResumableInfiniteSampler'))
+Job = namedtuple('Job', 'proc ranks read_log work data_root')
 START_TIMEOUT_S = 180  # 2 processes importing mmseg on a busy machine
 
 pytestmark = pytest.mark.skipif(
@@ -70,9 +82,9 @@ def _wait_until(condition, seconds, step=0.2):
     return condition()
 
 
-def _start(tmp_path, data_root):
-    """tools/dist_train.sh (2 processes, short collective timeout) in ``tmp_path``; its
-    launcher Popen and a function that reads its log."""
+def _start(tmp_path, data_root, *extra):
+    """tools/dist_train.sh (2 processes, short collective timeout, ``extra`` --cfg-options) in
+    ``tmp_path``; its launcher Popen and a function that reads its log."""
     log = str(tmp_path / 'log.txt')
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -87,7 +99,7 @@ def _start(tmp_path, data_root):
     opts += [
         f'env_cfg.dist_cfg.timeout={COLLECTIVE_TIMEOUT_S}', 'train_dataloader.batch_size=1',
         'train_cfg.max_iters=100000', 'train_cfg.val_interval=100000',
-        'default_hooks.checkpoint.interval=100000', 'default_hooks.logger.interval=1'
+        'default_hooks.checkpoint.interval=100000', 'default_hooks.logger.interval=1', *extra
     ]
     cmd = [
         'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
@@ -112,9 +124,9 @@ def jobs(tmp_path_factory, make_voc):
     data_root = str(tmp / 'VOCdevkit' / 'VOC2012')
     make_voc(data_root, n_train=4, n_val=2)
     started = {}
-    for name in ('frozen', 'killed'):
+    for name, extra in JOBS.items():
         (tmp / name).mkdir()
-        started[name] = _start(tmp / name, data_root)
+        started[name] = _start(tmp / name, data_root, *extra)
     ranks = {name: {} for name in started}
     try:
         for name, (proc, read_log) in started.items():
@@ -126,7 +138,10 @@ def jobs(tmp_path_factory, make_voc):
             assert ok and proc.poll() is None, f'training did not start:\n{read_log()[-6000:]}'
             ranks[name].update(_children(proc.pid))
             assert sorted(ranks[name]) == [0, 1], (ranks, read_log()[-3000:])
-        yield {name: (proc, ranks[name], read_log) for name, (proc, read_log) in started.items()}
+        yield {
+            name: Job(proc, ranks[name], read_log, str(tmp / name / 'work'), data_root)
+            for name, (proc, read_log) in started.items()
+        }
     finally:
         for name, (proc, _) in started.items():
             if proc.poll() is None:
@@ -139,7 +154,7 @@ def jobs(tmp_path_factory, make_voc):
 
 
 def test_frozen_rank_ends_the_others(jobs):
-    proc, ranks, read_log = jobs['frozen']
+    proc, ranks, read_log = jobs['frozen'][:3]
     os.kill(ranks[1], signal.SIGSTOP)
     t0 = time.monotonic()
     # rank 0 blocks in its next gradient all-reduce until the collective timeout
@@ -163,7 +178,7 @@ def test_frozen_rank_ends_the_others(jobs):
 
 
 def test_killed_launcher_ends_its_workers(jobs):
-    proc, ranks, _ = jobs['killed']
+    proc, ranks, _ = jobs['killed'][:3]
     proc.kill()  # SIGKILL: torchrun cannot stop its workers itself
     proc.wait()
     t0 = time.monotonic()
@@ -171,3 +186,49 @@ def test_killed_launcher_ends_its_workers(jobs):
     waited = time.monotonic() - t0
     assert gone, f'workers {ranks} still run {waited:.0f} s after their launcher was killed'
     print(f'workers ended {waited:.1f} s after the launcher was killed')
+
+
+def test_sigterm_stops_every_rank_with_a_checkpoint(jobs, build_runner, one_thread):
+    """SIGTERM to the launcher once training runs (torchrun forwards it to each rank's process
+    group, DataLoader workers included): both ranks stop after the same iteration, rank 0
+    saves it, every rank exits with 143 (its workers shut down) and the job non-zero within
+    seconds, naming the checkpoint and the command; --resume (here in one process, batch 2:
+    the update 2 ranks of batch 1 make) continues it (fcn_plugin/runtime/preemption.py)."""
+    proc, ranks, read_log, work, data_root = jobs['preempted']
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    waited = time.monotonic() - sent
+    assert _wait_until(lambda: not any(_alive(pid) for pid in ranks.values()), 10)
+    text = read_log()
+    print(f'the job exited {code} {waited:.1f} s after SIGTERM')
+    assert code != 0, text[-3000:]
+    lines = re.findall(r'tools/train\.py: error: TrainingInterrupted: (.*)', text)
+    assert len(lines) == 2, text[-4000:]  # one per rank, the same
+    match = re.match(
+        r'SIGTERM received: training stopped after iteration (\d+); checkpoint '
+        r'(\S+) saved\. Continue with: bash tools/dist_train\.sh \S+ 2 ', lines[0])
+    assert match and lines[1].split(' (traceback')[0] == lines[0].split(' (traceback')[0], lines
+    step, path = int(match.group(1)), match.group(2)
+    assert path == osp.join(work, f'iter_{step}.pth') and is_complete_checkpoint(path)
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read().strip() == path
+    assert waited < 30, text[-3000:]
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict({
+        f'{loader}.dataset.data_root': data_root
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    })
+    cfg.merge_from_dict({'train_dataloader.sampler.type': 'ResumableInfiniteSampler'})
+    cfg.merge_from_dict(
+        dict(
+            work_dir=work,
+            resume=True,
+            log_level='WARNING',
+            train_cfg=dict(max_iters=step + 2, val_interval=100)))
+    runner = build_runner(cfg)
+    runner.train()
+    assert runner.iter == step + 2
+    assert is_complete_checkpoint(osp.join(work, f'iter_{step + 2}.pth'))

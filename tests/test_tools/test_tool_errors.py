@@ -100,3 +100,25 @@ def test_user_message_and_other_errors():
     assert not is_user_error(ZeroDivisionError()) and not is_user_error(KeyError('x'))
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         run_tool(lambda: 1 / 0, 'tools/x.py')
+
+
+def test_a_read_only_work_dir_is_one_line(tmp_path, make_voc, tiny_cfg, run, monkeypatch):
+    """The run cannot create its work dir (a read-only file system; tests run as root, where
+    chmod does not bite, so the refusal is injected): the last line names the folder, and no
+    traceback comes before it."""
+    import errno
+    root = tmp_path / 'voc'
+    make_voc(root, n_train=2, n_val=1)
+    config = tiny_config(tmp_path, tiny_cfg, root)
+    makedirs = os.makedirs
+
+    def read_only(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path / 'work')):
+            raise OSError(errno.EROFS, 'Read-only file system', str(path))
+        return makedirs(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'makedirs', read_only)
+    code, stderr = run('train', config)
+    assert code == 1 and 'Traceback' not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        f"tools/train.py: error: OSError: [Errno 30] Read-only file system: '{tmp_path / 'work'}'")
