@@ -4,13 +4,15 @@
                                     [--only KIND_OR_FAULT ...] [--work-dir DIR] [--json OUT]
 
 Kills during training and saves (then ``--resume`` until done), hostile checkpoints and data
-through ``tools/test.py``, ``train.py`` and ``check_dataset.py``, divergence and, with
+through ``tools/test.py``, ``train.py`` and ``check_dataset.py``, divergence, stop signals,
+runs that would mix in a work dir, logs that cannot be written, EXIF-tagged photos, odd split
+files, misspelt metric arguments, ``infer.py`` outputs that would clobber files and, with
 ``--with-dist``, a frozen rank and a killed launcher of ``tools/dist_train.sh``: each a real run
 of a tool in a subprocess, on toy data in ``--work-dir`` (the experiment and its checks:
 :mod:`fcn_plugin.apis.fault_suite`). Prints a table per kind (exit status, wall time to the
 error including the ~5 s start-up, peak RSS of the process tree, last message) and
 ``faults tried N, survived M, data lost L``; exit status 1 if any case FAILs. ``--quick``: one
-kill (during a save) and one case of each kind. The small versions of these checks are in
+kill (during a save) and one case of most kinds. The small versions of these checks are in
 ``make test``.
 """
 import argparse
@@ -24,13 +26,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--kills', type=int, default=10, help='killed-and-resumed runs')
     parser.add_argument('--seed', type=int, default=0, help='seed of the kill moments')
-    parser.add_argument('--quick', action='store_true', help='one case of each kind')
+    parser.add_argument('--quick', action='store_true', help="one kill and one case of most kinds")
     parser.add_argument('--with-dist', action='store_true', help='also the distributed faults')
     parser.add_argument(
         '--only',
         nargs='+',
-        help='kinds (kills checkpoint data divergence '
-        'dist) or faults (e.g. "zip bomb") to run')
+        help='kinds (kills checkpoint data divergence dist signals workdirs reports inputs) or '
+        'faults (e.g. "zip bomb") to run')
     parser.add_argument('--work-dir', help='keep everything here (default: a temporary folder)')
     parser.add_argument('--json', help='write the tables and the summary to this file')
     return parser.parse_args(argv)

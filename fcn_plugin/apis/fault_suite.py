@@ -24,10 +24,18 @@ shortened by ``--cfg-options`` (24 iterations of batch 2, a checkpoint every 4,
   lr 1e-3 must finish.
 * dist (``with_dist``): a frozen rank (SIGSTOP; 15 s collective timeout) and a killed
   launcher, ``tools/dist_train.sh`` with 2 CPU processes: the job must end.
+* signals (:mod:`.fault_signals`): SIGTERM, SIGUSR1, Ctrl-C (also a second signal during the
+  save, and to a 2-process ``dist_train.sh`` job): the iteration reached must be saved, the
+  exit status non-zero, and the command the message gives must continue the run.
+* workdirs, reports, inputs (:mod:`.fault_files`): two runs in one work dir, runs whose
+  checkpoints would mix, ``--resume`` with custom checkpoint names or a binary
+  ``last_checkpoint``; a full disk for the confusion matrix and the scalars log, a read-only
+  work dir (:mod:`.fault_shim`); EXIF-tagged photos, a split file listing an image 9 times or
+  nothing, misspelt ``FCNMetric`` arguments, ``infer.py`` outputs that would clobber files.
 
 The report has a table per kind (exit status, wall time to the error including the ~5 s
 start-up, peak RSS of the process tree, last message) and the summary ``faults tried N, survived
-M, data lost L``. ``quick``: one kill (during a save) and one case of each kind.
+M, data lost L``. ``quick``: one kill (during a save) and one case of most kinds.
 The small versions of these checks are in ``make test``.
 """
 import os
@@ -40,10 +48,16 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from .fault_cases import checkpoint_cases, data_cases, dist_case, divergence_cases
+from .fault_files import QUICK as FILES_QUICK
+from .fault_files import input_cases, report_cases, workdir_cases
 from .fault_runs import ROOT, Context, FaultInjectionError, kill_trial, wanted
+from .fault_signals import QUICK as SIGNALS_QUICK
+from .fault_signals import signal_cases
 
 __all__ = ['FaultInjectionError', 'FaultReport', 'fault_injection']
-QUICK = ['kills', 'code-running pickle', 'truncated JPEG', 'divergence']
+QUICK = [
+    'kills', 'code-running pickle', 'truncated JPEG', 'divergence', *SIGNALS_QUICK, *FILES_QUICK
+]
 COLUMNS = ('fault', 'tool', 'expected', 'outcome', 'exit', 'time to error s', 'peak RSS MiB',
            'last message')
 
@@ -93,10 +107,10 @@ def fault_injection(kills: int = 10,
     Args:
         kills: killed-and-resumed runs.
         seed: seed of the kill moments.
-        quick: one kill (during a save) and one case of each kind.
+        quick: one kill (during a save) and one case of most kinds.
         with_dist: also the distributed faults (two CPU processes).
-        only: kinds (``kills checkpoint data divergence dist``) or faults (e.g. ``'zip bomb'``)
-            to run.
+        only: kinds (``kills checkpoint data divergence dist signals workdirs reports
+            inputs``) or faults (e.g. ``'zip bomb'``) to run.
         work_dir: keep everything there (default: a temporary folder, removed afterwards).
         root: the source checkout whose tools and configs run (default: this package's).
 
@@ -132,6 +146,11 @@ def fault_injection(kills: int = 10,
         tables['hostile data (a bad train sample, also listed in val)'] = data_cases(ctx, only)
         if wanted(only, 'divergence'):
             tables['divergence'] = divergence_cases(ctx)
+        tables['signals (checkpoints every 4 iterations)'] = signal_cases(ctx, only)
+        tables['work dirs: one run each, never mixed'] = workdir_cases(ctx, only)
+        tables['logs and reports that cannot be written'] = report_cases(ctx, only)
+        tables['inputs: EXIF, split files, metric arguments, infer.py outputs'] = input_cases(
+            ctx, only)
         if with_dist or (only and 'dist' in only):
             tables['distributed (2 CPU processes)'] = [
                 dist_case(ctx, 'frozen rank'),

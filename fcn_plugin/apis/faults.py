@@ -35,22 +35,40 @@ class Tail:
         return self.text
 
 
-def run(cmd, log, env, cwd=None, timeout=300, kill_when=None) -> dict:
+def run(cmd, log, env, cwd=None, timeout=300, kill_when=None, signals=()) -> dict:
     """Run ``cmd`` with stdout/stderr to ``log``.out/.err; SIGKILL it when ``kill_when(tail)``
     (tail: a :class:`Tail` of stdout; polled every 2 ms) turns true, or at ``timeout`` s.
+    ``signals``: ``(when, signum, group)`` sent in order, each once its ``when(tail)`` turns
+    true; ``group``: to the tool's process group, as a terminal's Ctrl-C (the tool then runs in
+    a session of its own), else to the process, as ``kill``.
 
     Returns rc (negative: the signal), seconds, peak_mib (``wait4``'s ``ru_maxrss``: the
     largest of the process and its reaped descendants), out, err, last (the last non-empty
-    stderr line, else stdout's) and killed (seconds at the kill, 'timeout' or None)."""
+    stderr line, else stdout's), killed (seconds at the kill, 'timeout' or None) and sent
+    (seconds at which each of ``signals`` was sent)."""
     t0 = time.monotonic()
     with open(log + '.out', 'w') as out, open(log + '.err', 'w') as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env=env)
-    tail, killed = Tail(log + '.out'), None
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            env=env,
+            start_new_session=bool(signals),
+            preexec_fn=_as_in_a_terminal if signals else None)
+    tail, killed, pending, sent = Tail(log + '.out'), None, list(signals), []
     try:
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            if pending and pending[0][0](tail):
+                _, signum, group = pending.pop(0)
+                try:
+                    (os.killpg if group else os.kill)(proc.pid, signum)
+                except ProcessLookupError:  # it ended meanwhile; reaped next round
+                    pass
+                sent.append(round(time.monotonic() - t0, 2))
             late = time.monotonic() - t0 > timeout
             if killed is None and (late or (kill_when is not None and kill_when(tail))):
                 os.kill(proc.pid, signal.SIGKILL)
@@ -70,7 +88,14 @@ def run(cmd, log, env, cwd=None, timeout=300, kill_when=None) -> dict:
         out=tail.read(),
         err=err,
         last=lines[-1] if lines else '',
-        killed=killed)
+        killed=killed,
+        sent=sent)
+
+
+def _as_in_a_terminal():
+    """SIGINT as a program started from a terminal gets it (Python's KeyboardInterrupt), also
+    when this process runs in the background, where a shell starts it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def alive(pid):

@@ -94,6 +94,7 @@ class LoadPolicyHook(Hook):
                 set_load_request(runner, request)
             if request.resume:
                 self.run_id = self._resumed_run(runner, runs, request.load_from)
+                _point_at(runner, request.load_from)
             else:
                 self._refuse_earlier_run(folder, runs)
                 self.run_id = uuid.uuid4().hex
@@ -178,10 +179,6 @@ class LoadPolicyHook(Hook):
         folder, tmpl = checkpoint_folder(checkpoint_hook(runner), runner.work_dir)
         target = resume_target(runner.work_dir, folder, tmpl)
         if target:
-            if is_main_process() and '://' not in target and \
-                    read_last_checkpoint(runner.work_dir) != target:
-                # what the divergence message names, and what mmengine's own resume reads
-                atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), target)
             if request.load_from:
                 print_log(
                     f'--resume: continuing {target}; load_from ({request.load_from}) '
@@ -219,6 +216,15 @@ def checkpoint_runs(folder: str, filename_tmpl: str) -> Dict[str, List[str]]:
             run_id = (run_of(path) or {}).get('id') or UNRECORDED
             runs.setdefault(run_id, []).append(osp.basename(path))
     return runs
+
+
+def _point_at(runner, target: Optional[str]) -> None:
+    """Make ``last_checkpoint`` name the checkpoint a resumed run continues (what the
+    divergence message names, and what mmengine's own resume reads); written only once the
+    resume is allowed."""
+    if target and is_main_process() and '://' not in target and \
+            read_last_checkpoint(runner.work_dir) != target:
+        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), target)
 
 
 def _step_of(name: str):

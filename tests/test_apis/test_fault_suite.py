@@ -191,6 +191,9 @@ def stand_ins(monkeypatch):
     monkeypatch.setattr(API, 'divergence_cases', lambda ctx: calls.append(('divergence', )) or [])
     monkeypatch.setattr(API, 'dist_case', lambda ctx, fault: calls.append(
         ('dist', fault)) or row(fault))
+    for kind in ('signal', 'workdir', 'report', 'input'):
+        monkeypatch.setattr(
+            API, f'{kind}_cases', lambda ctx, only, kind=kind: calls.append((kind, only)) or [])
     return calls
 
 
@@ -198,7 +201,8 @@ def test_fault_injection_adds_up(tmp_path, repo_root, stand_ins):
     report = fault_injection(kills=3, work_dir=str(tmp_path / 'work'))
     assert stand_ins == [('toy data', True, repo_root), ('kill', 0, None), ('kill', 1, None),
                          ('kill', 2, None), ('checkpoint', None),
-                         ('data', ['check_dataset.py', 'test.py', 'train.py']), ('divergence', )]
+                         ('data', ['check_dataset.py', 'test.py', 'train.py']), ('divergence', ),
+                         ('signal', None), ('workdir', None), ('report', None), ('input', None)]
     assert list(
         report.tables) == ['kills (SIGKILL, then --resume until done)', 'hostile checkpoints']
     assert len(report.rows) == 4 and not report.ok
@@ -219,15 +223,23 @@ def test_fault_injection_adds_up(tmp_path, repo_root, stand_ins):
 def test_quick_run_and_its_folder(tmp_path, monkeypatch, stand_ins):
     monkeypatch.setattr(API.tempfile, 'tempdir', str(tmp_path))
     report = fault_injection(quick=True, with_dist=True)
-    quick = ['kills', 'code-running pickle', 'truncated JPEG', 'divergence', 'dist']
+    quick = [
+        'kills', 'code-running pickle', 'truncated JPEG', 'divergence',
+        'SIGTERM after iteration 13', 'two runs in one work dir', 'binary last_checkpoint',
+        'EXIF 6, label on stored pixels', "iou_metrics=['mDice']",
+        'infer.py --out = the input folder', 'dist'
+    ]
     assert stand_ins[1:] == [('kill', 0, 'save'), ('checkpoint', quick),
-                             ('data', ['check_dataset.py']), ('divergence', ),
+                             ('data', ['check_dataset.py']), ('divergence', ), ('signal', quick),
+                             ('workdir', quick), ('report', quick), ('input', quick),
                              ('dist', 'frozen rank'), ('dist', 'killed launcher')]
     assert report.ok and report.summary.startswith('faults tried 4, survived 4, data lost 0')
     assert os.listdir(tmp_path) == []  # the temporary folder is removed
     stand_ins.clear()
     fault_injection(only=['zip bomb', 'dist'])
-    assert [c[0] for c in stand_ins] == ['toy data', 'checkpoint', 'data', 'dist', 'dist']
+    assert [c[0] for c in stand_ins] == [
+        'toy data', 'checkpoint', 'data', 'signal', 'workdir', 'report', 'input', 'dist', 'dist'
+    ]
 
 
 # ----------------------------------------------------------------------------------- the tool

@@ -106,8 +106,10 @@ def test_resume_refuses_mixed_runs_and_another_config(tmp_path, train):
     train(a)
     train(b, max_iters=6)
     shutil.copy(b / 'iter_6.pth', a)  # another run's checkpoint copied in by hand
+    pointer = (a / 'last_checkpoint').read_text()
     with pytest.raises(RunConflictError, match=r'written by 2 different runs'):
         train(a, max_iters=8, resume=True)
+    assert (a / 'last_checkpoint').read_text() == pointer  # a refused run writes nothing
     os.remove(a / 'iter_6.pth')
     ckpt = torch.load(a / 'iter_4.pth', weights_only=True)
     ckpt['meta']['fcn_run']['config'] = 'fcn8s_vgg16_voc.py'

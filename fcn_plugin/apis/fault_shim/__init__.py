@@ -1,0 +1,1 @@
+"""A folder put first on a tool's PYTHONPATH by fault injection (see sitecustomize)."""
