@@ -12,6 +12,7 @@ from PIL import Image
 from ..datasets.file_checks import MAX_PIXELS, inspect_file
 from ..datasets.missing_files import file_problem
 from ..datasets.transforms import BadSampleError
+from ..utils.checkpoint_path import require_checkpoint_file
 from ..utils.checkpoint_safety import install_safe_checkpoint_loaders
 from ..utils.config_vars import load_config
 from ..utils.inference_options import set_inference_options
@@ -125,9 +126,9 @@ def infer(config: str,
     """
     from mmseg.apis import inference_model, init_model
     from mmseg.visualization import SegLocalVisualizer
-    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file {path} does not exist')
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config} does not exist')
+    require_checkpoint_file(checkpoint, 'checkpoint file')
     paths = list_images(images)
     outputs = check_outputs(paths, images, out, overwrite)
     install_safe_checkpoint_loaders()

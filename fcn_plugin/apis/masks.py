@@ -92,8 +92,9 @@ def convert(src: str,
             per_file: bool = True) -> dict:
     """Convert the masks under ``src`` into ``dst``; returns the report (also logged):
     ``{'mapping': {value: class}, 'files': {mask: {value: count}}, 'total': {value:
-    {'pixels', 'files', 'class'}}, 'outputs': [...], 'num_classes': K}`` (values are grey
-    levels, or ``'#rrggbb'`` for colours)."""
+    {'pixels', 'files', 'class'}}, 'outputs': [...], 'num_classes': K, 'notes': [...]}``
+    (values are grey levels, or ``'#rrggbb'`` for colours; ``notes``: the ``note:`` lines,
+    e.g. why level 255 became void without ``--void-value 255``)."""
     log = log or (lambda line: None)
     if osp.abspath(src) == osp.abspath(dst):
         raise MaskError(f'DST must differ from SRC ({src}): the masks are kept')
@@ -127,14 +128,17 @@ def convert(src: str,
             ('255 (void)' if table[v] == VOID else f'class {table[v]}'))
     classes = sorted({c for c in table.values() if c != VOID})
     num_classes = classes[-1] + 1 if classes else 0
+    notes = [converter.void_note] if converter.void_note else []
     if not converter.colour and 255 in table and table[255] not in (VOID, 1) and len(classes) > 2:
-        log(f'note: level 255 became class {table[255]}; if 255 marks void in these masks, '
-            'rerun with --void-value 255')
+        notes.append(f'level 255 became class {table[255]}; if 255 marks void in these masks, '
+                     'rerun with --void-value 255')
     missing = [k for k in range(num_classes) if k not in classes]
     if missing:
-        log(f'note: classes {missing} get no pixel (check --map / --palette)')
+        notes.append(f'classes {missing} get no pixel (check --map / --palette)')
     if len(classes) == 1:
-        log(f'note: every labelled pixel became class {classes[0]}: are these the right masks?')
+        notes.append(f'every labelled pixel became class {classes[0]}: are these the right masks?')
+    for note in notes:
+        log(f'note: {note}')
     outputs = [out for _, out in pairs]
     if not dry_run:
         bar = _progress(len(pairs), 'writing')
@@ -163,7 +167,8 @@ def convert(src: str,
             for v in sorted(found)
         },
         outputs=[] if dry_run else outputs,
-        num_classes=num_classes)
+        num_classes=num_classes,
+        notes=notes)
 
 
 class _NoBar:

@@ -24,6 +24,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
+from ..utils.checkpoint_path import require_checkpoint_file
 from ..utils.checkpoint_safety import install_safe_checkpoint_loaders
 from ..utils.config_vars import ConfigError, load_config
 from ..utils.inference_options import set_inference_options
@@ -113,8 +114,7 @@ def test(config: str,
             memory format of the ``AutocastEncoderDecoder``.
         Others as :func:`train`.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    require_checkpoint_file(checkpoint)
     cfg = _load(config, work_dir, cfg_options)
     cfg.load_from = checkpoint
     set_inference_options(cfg, precision, channels_last)

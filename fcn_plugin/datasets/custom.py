@@ -5,7 +5,7 @@ from typing import List, Sequence, Union
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .missing_files import NoSamplesError, command_text, missing_files, with_problem
+from .missing_files import NoSamplesError, command_text, missing_files, prepare_hint, with_problem
 from .transforms import FilesCheckedFirst
 
 
@@ -47,7 +47,8 @@ class CustomSegDataset(FilesCheckedFirst, BaseSegDataset):
         super().__init__(**kwargs)
 
     def _fail(self, message: str, error: type = FileNotFoundError) -> None:
-        how = (f' Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else
+        command = prepare_hint(self.prepare_cmd, self.data_root)
+        how = (f' Prepare it with: {command}' if command else
                ' Check data_root, data_prefix, img_suffix, seg_map_suffix and ann_file in the '
                'dataset config.')
         raise error(f'{type(self).__name__}: {message} (data_root={self.data_root!r}).{how}')

@@ -10,9 +10,17 @@ flag names the messages use.
 
 Grey masks (single-channel, or RGB with R = G = B): by default the levels found become classes
 0, 1, ... in ascending order (levels 0 and 255 only: 0 -> 0, 255 -> 1), except the void values,
-which become 255; or ``threshold`` (level >= T is class 1), or an explicit ``mapping``.
-Colour masks: class i is the i-th palette colour; a colour not in the palette raises
-:class:`MaskError` (``unknown='void'``: void, ``unknown='nearest'``: the nearest colour).
+which become 255; or ``threshold`` (level >= T is class 1), or an explicit ``mapping``. By
+default level 255 is also void, as in VOC's labels, when the other levels are class indices
+``0..K-1`` (K >= 2: 0/1/255 is a binary label with a void border), or when indexed PNGs give
+index 255 VOC's void colour (224, 224, 192), but never for levels 0 and 255 only;
+:attr:`Converter.void_note` then says so and how to undo it. JPEG masks with more than two
+levels (compression noise) raise :class:`MaskError` naming ``--threshold``, as do more than
+``max_classes`` levels.
+Colour masks: class i is the i-th palette colour; VOC's void colour (224, 224, 192), unless the
+palette has it, is void (with a note); another colour not in the palette raises
+:class:`MaskError` (``unknown='void'``: void, ``unknown='nearest'``: the nearest colour). An RGB
+mask read as grey whose colours are all VOC's raises one naming ``--palette voc``.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -23,7 +31,9 @@ from ..utils.label_png import voc_palette
 from .label_checks import value_counts
 
 VOID = 255
+VOC_VOID_COLOUR = (224, 224, 192)  # VOC's void (border) colour, index 255 of its palette
 Colour = Tuple[int, int, int]
+Found = Dict[int, Dict[str, int]]  # {value: {mask file: pixel count}}
 
 
 class MaskError(ValueError):
@@ -45,9 +55,26 @@ def read_grey(path: str) -> np.ndarray:
         rgb = arr[..., :3]
         if (rgb == rgb[..., :1]).all():
             return rgb[..., 0]
+        if _voc_coloured(rgb):
+            raise MaskError(f'{path}: a colour mask ({mode}) in the VOC palette\'s colours: add '
+                            '--palette voc (its void colour 224,224,192 becomes 255)')
         raise MaskError(f'{path}: a colour mask ({mode}): give the colour of each class with '
                         '--palette R,G,B ... or --palette-png FILE')
     return arr
+
+
+def _voc_coloured(rgb: np.ndarray) -> bool:
+    """Every colour of ``rgb`` (``(H, W, 3)``) is one of the VOC palette's."""
+    voc = np.unique(colour_key(voc_palette()))
+    return bool(np.isin(np.unique(colour_key(rgb)), voc).all())
+
+
+def index_colour(img: Image.Image, index: int) -> Optional[Colour]:
+    """The palette colour of ``index`` in an indexed (mode P or PA) image, else None."""
+    if img.mode not in ('P', 'PA'):
+        return None
+    flat = img.getpalette() or []
+    return tuple(flat[3 * index:3 * index + 3]) if len(flat) >= 3 * index + 3 else None
 
 
 def read_colour(path: str) -> np.ndarray:
@@ -119,26 +146,54 @@ class Converter:
         self.unknown = unknown
         self.max_classes = max_classes
         self.table: Dict[int, int] = {}
+        self.voc_void_files = set()  # indexed PNGs read whose index 255 is VOC's void colour
+        self.jpeg_files = set()  # masks read from JPEG files (lossy: levels blurred)
+        self.void_note: Optional[str] = None  # why a value became void by default (plan)
         if self.colour:
             for index, c in enumerate(palette):
                 self.table.setdefault(int(colour_key(np.array(c))), index)
             self.palette_keys = np.array(sorted(self.table))
             for c in self.void:
                 self.table[int(colour_key(np.array(c)))] = VOID
+            self.voc_void_key = int(colour_key(np.array(VOC_VOID_COLOUR)))
 
     def read(self, path: str) -> np.ndarray:
-        return read_colour(path) if self.colour else read_grey(path)
+        if self.colour:
+            return read_colour(path)
+        with Image.open(path) as img:
+            if img.format == 'JPEG':
+                self.jpeg_files.add(path)
+            if index_colour(img, VOID) == VOC_VOID_COLOUR:
+                self.voc_void_files.add(path)
+        return read_grey(path)
 
     def counts(self, mask: np.ndarray) -> Dict[int, int]:
         return colour_counts(mask) if self.colour else value_counts(mask)
 
-    def plan(self, found: Dict[int, Dict[str, int]]) -> Dict[int, int]:
-        """The value -> class table for every value ``found`` (``{value: {file: count}}``)."""
+    def plan(self, found: Found) -> Dict[int, int]:
+        """The value -> class table for every value ``found`` (``{value: {file: count}}``);
+        :attr:`void_note`: why level 255 (or VOC's void colour) became void without being asked
+        to, or why a VOC-coloured 255 did not (else None)."""
         values = sorted(found)
+        self.void_note = None
         if self.colour:
-            return {v: self._colour_class(v, found[v]) for v in values}
-        table = {v: VOID for v in values if v in self.void}
-        rest = [v for v in values if v not in self.void]
+            table = {v: self._colour_class(v, found[v]) for v in values if v != self.voc_void_key}
+            if self.voc_void_key in found:
+                table[self.voc_void_key] = self.table.get(self.voc_void_key, VOID)
+                if self.voc_void_key not in self.table:
+                    self.void_note = (f"VOC's void colour {VOC_VOID_COLOUR} became void (if it "
+                                      'is a class, add it to --palette)')
+            return dict(sorted(table.items()))
+        void = set(self.void)
+        if self.mapping is None and self.threshold is None:
+            self._check_jpeg([v for v in values if v not in void], found)
+            if VOID in found and VOID not in void:
+                is_void, self.void_note = self._void_by_default(
+                    [v for v in values if v not in void], found)
+                if is_void:
+                    void.add(VOID)
+        table = {v: VOID for v in values if v in void}
+        rest = [v for v in values if v not in void]
         if self.mapping is not None:
             for v in rest:
                 if v not in self.mapping:
@@ -161,6 +216,39 @@ class Converter:
         if bad:
             raise MaskError(f'classes must be 0..254 (255 is void): {bad}')
         return table
+
+    def _check_jpeg(self, levels: List[int], found: Found) -> None:
+        """JPEG masks have blurred levels (0/255 -> 0..12, 243..255): each would become a class."""
+        jpeg = sorted({f for v in levels for f in found[v]} & self.jpeg_files)
+        if jpeg and len(levels) > 2:
+            raise MaskError(f'{len(jpeg)} JPEG mask(s), e.g. {jpeg[0]}: JPEG compression blurs '
+                            f'the levels ({len(levels)} found: {levels[0]}..{levels[-1]}); use '
+                            '--threshold 128 for a binary mask (level >= 128 is foreground), '
+                            'or masks saved as PNG')
+
+    def _void_by_default(self, levels: List[int], found: Found) -> Tuple[bool, Optional[str]]:
+        """Whether level 255 is void (VOC's border) without ``--void-value 255``, and the note
+        saying why: the other ``levels`` (not only 0: a 0/255 mask keeps 255 -> 1) are class
+        indices 0..K-1, or the indexed PNGs that hold 255 give it VOC's void colour."""
+        others = [v for v in levels if v != VOID]
+        voc = sorted(set(found[VOID]) & self.voc_void_files)
+        colour = f"{len(voc)} indexed PNG(s) give it VOC's void colour {VOC_VOID_COLOUR}"
+        if set(others) <= {0}:  # a 0/255 mask: 255 is the foreground, unless told otherwise
+            return False, (f'level 255 became class 1 (levels 0 and 255 only), though {colour}; '
+                           'if it marks void, rerun with --void-value 255') if voc else None
+        undo = ' '.join(f'{v}:{i}' for i, v in enumerate(others + [VOID]))
+        if voc:
+            why = colour
+        elif others == list(range(len(others))):
+            why = f'the other levels are class indices 0..{len(others) - 1}'
+            alone = sorted(set(found[VOID]) - set(found[1]))  # 0/255 masks among 0/1 ones?
+            if others == [0, 1] and alone:
+                undo += (f'; {len(alone)} file(s) hold only 0 and 255, e.g. {alone[0]}: if 255 '
+                         'is their foreground, --map 0:0 1:1 255:1')
+        else:
+            return False, None
+        return True, (f"level 255 became void, as in VOC's labels ({why}); if 255 is a class, "
+                      f'rerun with --map {undo}')
 
     def _colour_class(self, v: int, files: Dict[str, int]) -> int:
         if v in self.table:

@@ -11,6 +11,7 @@ A dataset that lists no sample at all raises :class:`NoSamplesError`.
 """
 import errno
 import os
+import os.path as osp
 import stat
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -87,3 +88,19 @@ def command_text(command: Union[str, Sequence[str], None]) -> Optional[str]:
     if command is None or isinstance(command, str):
         return command
     return ' '.join(command)
+
+
+def prepare_hint(command: Optional[str], data_root: Optional[str]) -> Optional[str]:
+    """``command`` (a dataset's ``prepare_cmd``) if it writes ``data_root``: it names that
+    folder, a path inside it or a folder holding it; else None. A child config that points
+    an inherited dataset at its own data keeps the parent's command, which would write the
+    parent's data (the toy generator for a user's own folder)."""
+    if not command or not data_root:
+        return None
+    root = osp.normpath(osp.abspath(data_root))
+    for token in command.split():
+        path = osp.normpath(osp.abspath(token))
+        if os.sep in token and (path == root or path.startswith(root + os.sep)
+                                or root.startswith(path + os.sep)):
+            return command
+    return None

@@ -17,8 +17,9 @@ class ToyVOCDataset(FCNVOCDataset):
 
     METAINFO = dict(classes=TOY_CLASSES, palette=voc_palette()[:len(TOY_CLASSES)].tolist())
 
-    def __init__(self,
-                 ann_file: str,
-                 prepare_cmd: str = 'python tools/dataset_converters/make_toy_voc.py',
-                 **kwargs) -> None:
+    def __init__(
+            self,
+            ann_file: str,
+            prepare_cmd: str = 'python tools/dataset_converters/make_toy_voc.py --out-dir data/toy',
+            **kwargs) -> None:
         super().__init__(ann_file=ann_file, prepare_cmd=prepare_cmd, **kwargs)

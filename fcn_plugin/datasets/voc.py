@@ -5,7 +5,8 @@ from typing import List, Sequence, Union
 from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 
-from .missing_files import NoSamplesError, command_text, describe_missing, missing_files
+from .missing_files import (NoSamplesError, command_text, describe_missing, missing_files,
+                            prepare_hint)
 from .transforms import FilesCheckedFirst
 
 
@@ -43,8 +44,9 @@ class FCNVOCDataset(FilesCheckedFirst, PascalVOCDataset):
         super().__init__(ann_file=ann_file, **kwargs)
 
     def _fail(self, message: str, error: type = FileNotFoundError) -> None:
-        how = (f'Prepare it with: {self.prepare_cmd}' if self.prepare_cmd else
-               'Check data_root, data_prefix and ann_file in the dataset config.')
+        command = prepare_hint(self.prepare_cmd, self.data_root)
+        how = (f'Prepare it with: {command}'
+               if command else 'Check data_root, data_prefix and ann_file in the dataset config.')
         raise error(f'{type(self).__name__}: {message} (data_root={self.data_root!r}). {how}')
 
     def load_data_list(self) -> List[dict]:

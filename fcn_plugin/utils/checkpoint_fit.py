@@ -123,6 +123,17 @@ HINTS = {
 }
 
 
+def _classes_hint(found: Dict[str, list]) -> str:
+    """What to set when the checkpoint's head has another class count than the model's."""
+    for key, ckpt, model in found['mismatched']:
+        if key == 'decode_head.conv_seg.weight' and ckpt and model and ckpt[0] != model[0]:
+            return (f'The checkpoint has {ckpt[0]} classes, the model {model[0]}: a config '
+                    'setting num_classes or classes as top-level variables does not reach '
+                    f'the model (set model = dict(decode_head=dict(num_classes={ckpt[0]})) and '
+                    "the datasets' metainfo classes). ")
+    return ''
+
+
 def check_fit(module: torch.nn.Module, state_dict: Mapping, mode: str) -> None:
     """Raise :class:`CheckpointFitError` if ``state_dict`` does not fit ``module`` under
     ``mode`` (see the module docstring); warn about unexpected keys where they are allowed."""
@@ -153,7 +164,7 @@ def check_fit(module: torch.nn.Module, state_dict: Mapping, mode: str) -> None:
             parts.append(f"{len(shapes)} size mismatches ({_names(shapes)})")
     if parts:
         raise CheckpointFitError(f"{where} (checkpoint_fit='{mode}'): " + '; '.join(parts) +
-                                 f'. Nothing was loaded. {HINTS[mode]}')
+                                 f'. Nothing was loaded. {_classes_hint(found)}{HINTS[mode]}')
     if found['unexpected']:
         print_log(
             f"{where}: ignoring {len(found['unexpected'])} keys the model does not have "

@@ -47,6 +47,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from .checkpoint_archive import check_archive, not_a_checkpoint
 from .checkpoint_fit import remember_source
+from .checkpoint_path import require_checkpoint_file
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -171,6 +172,8 @@ def load_weights_only(filename: str, what: str = 'checkpoint', map_location='cpu
     local loader (:func:`load_from_local`) and the converters use it.
     """
     filename = osp.expanduser(str(filename))
+    if osp.isdir(filename):
+        require_checkpoint_file(filename, what)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{what[:1].upper()}{what[1:]} {filename} can not be found.')
     try:

@@ -109,10 +109,18 @@ def unused_names(filename: Optional[str]) -> set:
 
 
 def check_config_vars(cfg, option_keys: Iterable[str] = ()) -> None:
-    """Raise :class:`ConfigError` for a top-level variable that the config file sets without
-    using it (or ``option_keys``, ``--cfg-options``, set) and that differs from every nested
-    field it names."""
-    names = unused_names(getattr(cfg, 'filename', None)) | set(option_keys)
+    """Raise :class:`ConfigError` for a top-level name that the config file sets without
+    using it (or ``option_keys``, ``--cfg-options``, set) and that reaches nothing: a variable
+    of :data:`VARIABLES` that differs from every nested field it names, a base config's
+    variable (:func:`~.config_names.unreached_base_variable`) or a typo of a known name
+    (:func:`~.config_names.misspelt_name`)."""
+    option_keys = set(option_keys)
+    names = unused_names(getattr(cfg, 'filename', None)) | option_keys
+    _check_variables(cfg, names)
+    _check_other_names(cfg, names - set(VARIABLES))
+
+
+def _check_variables(cfg, names: set) -> None:
     for name, fields in VARIABLES.items():
         if name not in names or name not in cfg:
             continue
@@ -129,6 +137,36 @@ def check_config_vars(cfg, option_keys: Iterable[str] = ()) -> None:
             "mmengine evaluates a base config's variables when it reads the base, so a child "
             'config (or --cfg-options) must set the nested keys, as mmseg\'s configs do: ' +
             ', '.join(f'{key}={value!r}' for key, _ in wrong[:4]) + '.')
+
+
+def _check_other_names(cfg, names: set) -> None:
+    from .config_names import chain_files, misspelt_name, runner_keys, unreached_base_variable
+    own, bases = chain_files(cfg)
+    names = {n for n in names if '.' not in n and n in cfg}
+    if not names:
+        return
+    in_bases = {n for base in bases for n in base.values}
+    runner = runner_keys()
+    known = in_bases | set(own.values if own else ()) | runner | set(VARIABLES)
+    problems = []
+    for name in sorted(names - runner):  # the runner's keys reach it, merged key by key
+        if name in in_bases:
+            problems.append(unreached_base_variable(cfg, name, bases))
+        else:
+            match = misspelt_name(name, known - {name})
+            problems.append(match and _misspelt(cfg, name, match))
+    problems = [p for p in problems if p]
+    if problems:
+        raise ConfigError(' Also: '.join(problems))
+
+
+def _misspelt(cfg, name: str, match: str) -> str:
+    where = ''
+    if match in VARIABLES and match not in cfg:  # a variable of the custom config elsewhere
+        keys = [key for key, _ in VARIABLES[match](cfg)]
+        where = f' (here set as {", ".join(keys[:3])})' if keys else ''
+    return (f'{name} = {_plain(cfg[name])!r} is not a key any config of this chain or the '
+            f'runner reads, so it would be ignored: did you mean {match!r}{where}?')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):

@@ -18,6 +18,8 @@ import sys
 import traceback
 from typing import Callable, Optional
 
+from .config_vars import ConfigError
+
 # missing data, checkpoints, config files; a symlink loop (OSError ELOOP) is reported as such
 # by fcn_plugin's checks before any of these is raised
 FILE_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
@@ -81,9 +83,10 @@ def run_tool(main: Callable, prog: str, *args, **kwargs):
             raise
         log_file = _log_traceback(error, before)
         sys.stdout.flush()
-        # a refused write's message names the path; a stopped run is no failure: no traceback
+        # a refused write's message names the path, a config error the key; a stopped run is
+        # no failure: no traceback
         quiet = isinstance(error, OSError) and error.errno in REFUSED_WRITES or hasattr(
-            error, 'exit_code')
+            error, 'exit_code') or isinstance(error, ConfigError)
         if log_file is None and not quiet:
             traceback.print_exception(type(error), error, error.__traceback__)
         where = f' (traceback in {log_file})' if log_file else ''

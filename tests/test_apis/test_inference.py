@@ -77,6 +77,10 @@ def test_infer_bad_paths(infer, toy_and_checkpoint, tmp_path):
              str(tmp_path / 'o')])
     with pytest.raises(FileNotFoundError, match='no images'):
         infer.main([CONFIG, ckpt, str(tmp_path), '--out', str(tmp_path / 'o')])
+    # a work dir given as the checkpoint: said to be a folder, with its checkpoints
+    folder = osp.dirname(ckpt)
+    with pytest.raises(IsADirectoryError, match=f'is a folder: .*{osp.basename(ckpt)}'):
+        infer.main([CONFIG, folder, str(tmp_path), '--out', str(tmp_path / 'o')])
 
 
 def test_infer_in_bf16_agrees_with_fp32(infer, toy_and_checkpoint):

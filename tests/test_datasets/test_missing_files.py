@@ -46,12 +46,13 @@ def test_voc_dataset_names_all_missing_files_or_loads_them_with_check_files_fals
         data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/Segmentation/train.txt',
         pipeline=[],
-        prepare_cmd='make it')
+        prepare_cmd=f'make it --out {root}')
     with pytest.raises(FileNotFoundError) as info:
         DATASETS.build(cfg)
     message = str(info.value)
     assert message.startswith('FCNVOCDataset: 2 file(s) listed by ')
-    assert all(path in message for path in gone) and message.endswith('Prepare it with: make it')
+    assert all(path in message
+               for path in gone) and message.endswith(f'Prepare it with: make it --out {root}')
     dataset = DATASETS.build(dict(cfg, check_files=False))
     assert len(dataset) == 4
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]

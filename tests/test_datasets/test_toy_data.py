@@ -92,15 +92,19 @@ def test_classes_match_dataset_and_config(toy_dir):
     assert sample.gt_sem_seg.data.shape[1:] == sample.ori_shape  # no resize
 
 
-def test_missing_toy_data_names_the_command(tmp_path):
+def test_missing_toy_data_names_the_command_only_for_its_own_folder(tmp_path, monkeypatch):
     from mmseg.registry import DATASETS
 
     import fcn_plugin  # noqa: F401
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py'))
-    dataset = cfg.train_dataloader.dataset.to_dict()
-    dataset['data_root'] = str(tmp_path / 'toy')
-    with pytest.raises(FileNotFoundError, match='make_toy_voc.py'):
-        DATASETS.build(dataset)
+    monkeypatch.chdir(tmp_path)  # data/toy, data/toy_binary: not there
+    for name in ('fcn8s_vgg16-tiny_toyvoc.py', 'fcn8s_vgg16-tiny_toybinary.py'):
+        dataset = Config.fromfile(osp.join(ROOT, 'configs', name)).train_dataloader.dataset
+        with pytest.raises(FileNotFoundError, match='Prepare it with: .*make_toy_voc.py'):
+            DATASETS.build(dataset.to_dict())
+        # a child config pointing the dataset at its own data: not the toy generator
+        with pytest.raises(FileNotFoundError) as error:
+            DATASETS.build(dict(dataset.to_dict(), data_root='data/mine'))
+        assert 'make_toy_voc' not in str(error.value) and 'Check data_root' in str(error.value)
 
 
 def test_voc_sized_set_in_the_recipe_layout_reads_with_the_voc_config(tmp_path):

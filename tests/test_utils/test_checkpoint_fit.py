@@ -49,6 +49,15 @@ def test_init_model_needs_every_weight(tmp_path, tiny_cfg, build_runner):
     assert '1 unexpected keys (aux.weight)' in message
     assert 'decode_head.fusions.1.score.weight: checkpoint [3, 16, 1, 1], model [21, 16, 1, 1]' \
         in message and "checkpoint_fit='stage' or 'off'" in message
+    assert 'classes' not in message  # the class count agrees: no word on it
+
+    # another class count (a child config whose top-level num_classes reached nothing)
+    good = init_model(cfg, None, device='cpu').state_dict()
+    good['decode_head.conv_seg.weight'] = torch.zeros(
+        3, *good['decode_head.conv_seg.weight'].shape[1:])
+    save_checkpoint({'state_dict': good, 'meta': {}}, str(tmp_path / 'classes.pth'))
+    with pytest.raises(CheckpointFitError, match='has 3 classes, the model 21: .*num_classes=3'):
+        init_model(cfg, str(tmp_path / 'classes.pth'), device='cpu')
 
     cfg.model.checkpoint_fit = 'off'  # mmengine's warnings only
     init_model(cfg, str(tmp_path / 'bad.pth'), device='cpu')

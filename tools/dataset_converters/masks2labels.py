@@ -22,16 +22,20 @@ Grey masks (single-channel, or RGB with R = G = B; the default):
 
 By default the grey levels found in ALL the masks become classes 0, 1, ... in ascending order
 (levels 0 and 255 only: 0 -> 0, 255 -> 1, even in a file that holds one of them), except those
-given by ``--void-value``, which become 255.
+given by ``--void-value``, which become 255. Level 255 is void by default, as in VOC's labels,
+when the other levels are 0..K-1 (0/1/255 -> 0/1/void) or when indexed PNGs give it VOC's void
+colour (VOC palette labels with a border), never for levels 0 and 255 only; a ``note:`` line
+says so and how to undo it. JPEG masks (blurred levels) need ``--threshold``.
 
 Colour masks (one colour per class):
 
     masks2labels.py masks/ labels/ --palette 0,0,0 255,0,0 0,255,0     # class i: i-th colour
     masks2labels.py masks/ labels/ --palette-png some_voc_label.png    # an indexed PNG's palette
-    masks2labels.py masks/ labels/ --palette voc --void-value 224,224,192
+    masks2labels.py masks/ labels/ --palette voc    # RGB in VOC colours, 224,224,192 -> 255
 
 A colour not in the palette stops the conversion (``--unknown void`` makes it void,
-``--unknown nearest`` takes the nearest palette colour: anti-aliased edges).
+``--unknown nearest`` takes the nearest palette colour: anti-aliased edges); VOC's void colour
+224,224,192 is void unless the palette has it.
 
 ``--dry-run`` only reports; ``--report FILE.json`` also writes the report as JSON. Then point
 the dataset's ``seg_map_path`` at DST and set ``num_classes`` (binary segmentation is 2 classes:
