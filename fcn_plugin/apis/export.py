@@ -9,6 +9,12 @@ The graph (``pip install -e .[onnx]`` installs onnx, onnxruntime and onnxscript)
 * output ``logits``: float32 ``N x num_classes x H x W``, cropped to exactly the input (the
   FCN crops, derived from the layer geometry, are part of the graph); ``argmax`` over axis 1
   gives the labels.
+* images smaller than the backbone's ``min_input_size`` (only the VGG with a small conv1_1
+  padding: the demo config ``fcn8s_vgg16-tiny_toyvoc.py`` needs 35 px a side; the reference's
+  padding of 100 takes 1 px) are padded inside the graph as the PyTorch backbone pads them,
+  with zeros at the bottom and right after normalisation, and the logits are cropped back:
+  every size from 1x1 runs and gives PyTorch's logits, and images of the minimum size or
+  larger are not padded (:class:`~.onnx_graph.ONNXSegmentor`).
 * ``N``, ``H`` and ``W`` are dynamic (named ``batch``, ``height``, ``width``): the export traces
   the model once with symbolic sizes (``torch.export`` with dynamic dims, then torch's ONNX
   exporter), so every size computed from them (feature-map sizes, crop lengths) stays an
@@ -22,8 +28,8 @@ After saving, :func:`export_onnx` runs the file with onnxruntime on ``check_shap
 the traced size, 375x500, 2x97x131 and 1x1; ``2x97x131`` is a batch of two) and compares with
 mmseg's own inference in PyTorch (``model.predict`` on the same raw images through the model's
 data preprocessor): per size the max absolute difference, the max |logit| and their ratio,
-which must not exceed ``rtol`` (1e-4). A size the PyTorch model itself cannot take (e.g. the
-narrow demo config ``fcn8s_vgg16-tiny_toyvoc.py`` below ~35 px) is reported and skipped.
+which must not exceed ``rtol`` (1e-4). A size the PyTorch model itself cannot take is reported
+and skipped.
 
 The parts (:mod:`.onnx_graph`: the exported module and the export; :mod:`.onnx_check`: the
 comparison) are separate so that another export variant can reuse the loading and the check.
@@ -35,6 +41,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch.nn as nn
 from mmengine.config import Config
 
+from ..utils.checkpoint_path import require_checkpoint_file
 from ..utils.checkpoint_safety import install_safe_checkpoint_loaders
 from ..utils.config_vars import load_config as load_checked
 from .onnx_check import check_onnx, checks_passed, format_checks, pytorch_logits
@@ -157,8 +164,8 @@ def export_onnx(config: str,
     """
     install_safe_checkpoint_loaders()
     cfg = load_config(config, cfg_options)
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise ExportError(f'checkpoint file {checkpoint} does not exist')
+    if checkpoint is not None:
+        require_checkpoint_file(checkpoint, 'checkpoint file', ExportError)
     if min(shape) < 1:
         raise ExportError(f'--shape {shape[0]} {shape[1]}: sizes must be positive')
     h, w = shape

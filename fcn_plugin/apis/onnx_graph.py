@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..models import FCNSkipHead
 
@@ -51,6 +52,14 @@ class ONNXSegmentor(nn.Module):
     The data preprocessor's channel swap and normalisation, the backbone (and neck), and the
     decode head, whose logits are cropped to the input's ``(H, W)``; the size is passed to
     the head explicitly, so that backbones that do not attach it (ResNet) are cropped as well.
+
+    A backbone with a ``min_input_size`` above 1 (the VGG with a small conv1_1 padding, e.g.
+    the tiny demo config's 16: 35 px) pads smaller images in PyTorch with zeros at the bottom
+    and right, after normalisation, and the head crops the logits back to the image. That
+    depends on the traced size, so the graph does it here with sizes computed from the input:
+    ``max(min_input_size - H, 0)`` rows and ``max(min_input_size - W, 0)`` columns, i.e.
+    nothing for images of the minimum size or larger (the same logits as without the pad).
+    Backbones that take any size (the reference VGG: 1 px) get no pad in the graph.
     """
 
     def __init__(self, segmentor: nn.Module):
@@ -67,6 +76,7 @@ class ONNXSegmentor(nn.Module):
         if self.normalize:
             self.register_buffer('mean', pre.mean.detach().float().reshape(1, -1, 1, 1).clone())
             self.register_buffer('std', pre.std.detach().float().reshape(1, -1, 1, 1).clone())
+        self.min_input_size = int(getattr(segmentor.backbone, 'min_input_size', 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image
@@ -74,6 +84,10 @@ class ONNXSegmentor(nn.Module):
             x = torch.cat([x[:, 2:3], x[:, 1:2], x[:, 0:1]], dim=1)
         if self.normalize:
             x = (x - self.mean) / self.std
+        if self.min_input_size > 1:  # as VGG.forward pads small images (see above)
+            short_h = torch.sym_max(self.min_input_size - x.shape[2], 0)
+            short_w = torch.sym_max(self.min_input_size - x.shape[3], 0)
+            x = F.pad(x, (0, short_w, 0, short_h))
         model = self.segmentor
         feats = model.backbone(x)
         if model.with_neck:
@@ -90,6 +104,10 @@ def describe_preprocessing(wrapper: ONNXSegmentor) -> str:
             return '[' + ', '.join(f'{float(v):g}' for v in t.flatten()) + ']'
 
         steps.append(f'(x - {fmt(wrapper.mean)}) / {fmt(wrapper.std)}')
+    if wrapper.min_input_size > 1:
+        size = wrapper.min_input_size
+        steps.append(f'a side under {size} px padded with zeros at the bottom/right to {size} '
+                     '(as the PyTorch backbone does; the logits are cropped back to the image)')
     return ', then '.join(steps) or 'nothing (no normalisation in the config)'
 
 
@@ -120,8 +138,10 @@ def export_graph(wrapper: ONNXSegmentor,
 
     Returns:
         ``dict(seconds=..., min_size=(height, width))``: the export's time, and the smallest
-        size the graph takes, as torch.export derived it from the layers (1 for the reference
-        VGG's padded conv1_1; smaller inputs fail in the runtime, as they do in PyTorch).
+        size the graph takes, as torch.export derived it from the layers: 1 for the VGG configs
+        (the reference's conv1_1 padding takes any size; a smaller one, as the tiny demo
+        config's, is completed by :class:`ONNXSegmentor`'s pad). A backbone with a larger
+        minimum and no pad fails in the runtime below it, as it does in PyTorch.
 
     Raises:
         ExportError: onnx packages missing, a size baked into the graph, an unsupported opset.

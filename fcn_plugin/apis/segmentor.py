@@ -1,14 +1,37 @@
 """The one way the APIs build a config's segmentor outside a runner (export, benchmark)."""
-import os.path as osp
-from typing import Optional, Type
+import contextlib
+import logging
+from typing import Iterator, Optional, Type
 
 import torch
 from mmengine.config import Config
 from torch import nn
 
+from ..utils.checkpoint_path import require_checkpoint_file
+
 # the score layers start at zero (the reference's init): drawn at this std when no checkpoint
 # is loaded, so that the logits are not all zero
 RANDOM_SCORE_STD = 0.01
+
+
+@contextlib.contextmanager
+def init_info_silenced() -> Iterator[None]:
+    """mmengine's current logger at WARNING or above for the duration.
+
+    ``BaseModule.init_weights`` logs, without a file handler (no runner, no work dir), one INFO
+    record per parameter ("The value is the same before and after calling `init_weights`",
+    about 120 lines for a VGG16 FCN) to the current logger's console. Outside a runner nobody
+    reads them; warnings and errors still pass. The level is restored afterwards, so what other
+    code logs is unchanged.
+    """
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def build_segmentor(cfg: Config,
@@ -20,7 +43,8 @@ def build_segmentor(cfg: Config,
 
     Nothing is downloaded (``pretrained``/``backbone.init_cfg`` are dropped). Without a
     checkpoint (tests, measurements) the weights are the config's initialisation, seeded, with
-    the zero-initialised layers (the score layers) drawn at :data:`RANDOM_SCORE_STD`. A missing,
+    the zero-initialised layers (the score layers) drawn at :data:`RANDOM_SCORE_STD`; mmengine's
+    per-parameter initialisation report is not logged (:func:`init_info_silenced`). A missing,
     unsafe, damaged or unfitting checkpoint raises ``error`` (the caller's exception class)
     naming it.
     """
@@ -36,13 +60,13 @@ def build_segmentor(cfg: Config,
     model = revert_sync_batchnorm(MODELS.build(model_cfg))
     if checkpoint is None:
         torch.manual_seed(seed)
-        model.init_weights()
+        with init_info_silenced():  # no per-parameter init report (see there)
+            model.init_weights()
         for m in model.modules():
             if isinstance(m, nn.Conv2d) and not m.weight.detach().any():
                 nn.init.normal_(m.weight, std=RANDOM_SCORE_STD)
         return model.eval()
-    if not osp.isfile(checkpoint):
-        raise error(f'checkpoint file {checkpoint} does not exist')
+    require_checkpoint_file(checkpoint, 'checkpoint file', error)
     try:
         ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
     except RuntimeError as e:  # missing / unexpected / mis-shaped keys

@@ -3,6 +3,7 @@ are produced and the plain PyTorch module it compares against computes the same 
 import contextlib
 import io
 import json
+import logging
 import os.path as osp
 import statistics
 import time
@@ -104,6 +105,34 @@ def test_cli_compare_plain_and_train(tmp_path, tool, monkeypatch):
     ]
     where = [next(i for i, line in enumerate(printed) if line.startswith(s)) for s in starts]
     assert where == sorted(where) and where[-1] == len(printed) - 1
+
+
+def test_prints_only_its_results(tool, caplog):
+    """No mmengine init report (one INFO record per parameter, "The value is the same before and
+    after calling `init_weights`") between the tool's lines: the model is built with the current
+    logger at WARNING, which is restored afterwards (other code logs as before)."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    consoles = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+    console = io.StringIO()  # what the logger's console handler would show
+    streams = [h.setStream(console) for h in consoles]
+    logger.addHandler(caplog.handler)
+    try:
+        status, printed, err = run_tool(
+            tool, [CONFIG, '--shape', '33', '29', '--device', 'cpu', '--repeat', '1'])
+        logger.info('after the tool')
+    finally:
+        logger.removeHandler(caplog.handler)
+        for handler, stream in zip(consoles, streams):
+            handler.setStream(stream)
+    assert status == 0 and err == ''
+    lines = printed.splitlines()
+    assert [line.split()[0] for line in lines] == [f'{CONFIG}:', 'predict', 'memory:'], lines
+    assert 'init_weights' not in console.getvalue() + printed
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert shown == ['after the tool']  # (the registry's DEBUG records are not shown)
+    assert logger.level == level
 
 
 def test_batch_sweep_in_bf16_channels_last():

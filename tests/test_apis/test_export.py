@@ -21,6 +21,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FCN8S = osp.join(ROOT, 'configs', 'fcn8s_vgg16_voc.py')
 ATONCE = osp.join(ROOT, 'configs', 'fcn8s-atonce_vgg16_voc.py')
 R50 = osp.join(ROOT, 'configs', 'fcn8s_r50_voc12aug.py')
+TINY = osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
 NARROW_VGG = [
     'model.backbone.base_channels=4', 'model.backbone.fc_channels=16',
     'model.decode_head.in_channels=[16,32,16]'
@@ -83,6 +84,8 @@ def test_graph_io_names_and_dynamic_dims(fcn8s):
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta['min_height'] == meta['min_width'] == '1'
+    # conv1_1 padded by 100 takes any size: no pad for small images in the graph
+    assert not {'Pad', 'Max'} & {n.op_type for n in model.graph.node}
     assert result.opset == next(o.version for o in model.opset_import if o.domain == '')
 
 
@@ -155,6 +158,43 @@ def test_atonce_matches_pytorch_at_many_sizes(tmp_path):
     assert all(r['ok'] for r in rows), rows
     assert [r['out_shape'][-2:] for r in rows] == [(50, 50), (1, 1), (97, 131), (20, 57),
                                                    (375, 500)]
+
+
+def test_tiny_model_takes_any_size_as_in_pytorch(tmp_path):
+    """The demo config's conv1_1 padding (16) and 3x3 fc6 need 35 px a side; in PyTorch the
+    backbone pads smaller images with zeros (bottom/right, after normalisation) and the head
+    crops the logits back. The graph does the same: every size runs, with PyTorch's logits."""
+    options = {
+        'model.backbone.base_channels': 4,
+        'model.backbone.fc_channels': 16,
+        'model.decode_head.in_channels': (16, 32, 16)
+    }
+    model = build_model(load_config(TINY, options), None)
+    assert model.backbone.min_input_size == 35
+    ckpt, out = str(tmp_path / 'tiny.pth'), str(tmp_path / 'tiny.onnx')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    result = export_onnx(
+        TINY,
+        ckpt,
+        out,
+        shape=(40, 48),
+        check_shapes=['1x1', '20x26', '34x35', '35x35', '2x64x80'],
+        cfg_options=options)
+    assert result.min_size == (1, 1) and result.ok
+    assert [r['out_shape'] for r in result.checks] == [(1, 6, 1, 1), (1, 6, 20, 26), (1, 6, 34, 35),
+                                                       (1, 6, 35, 35), (2, 6, 64, 80)]
+    assert 'height >= 1, width >= 1' in result.lines()[1]
+    graph = onnx.load(out)
+    assert {p.key: p.value for p in graph.metadata_props}['min_height'] == '1'
+    # what the graph computes below the minimum: the network on the zero-padded image, cropped
+    raw = torch.randint(0, 256, (1, 3, 20, 26)).float()
+    pre = model.data_preprocessor
+    with torch.no_grad():
+        padded = torch.nn.functional.pad((raw - pre.mean) / pre.std, (0, 9, 0, 15))
+        expected = model.decode_head(model.backbone(padded), input_size=(20, 26))
+    got = ort.InferenceSession(out).run(['logits'], {'image': raw.numpy()})[0]
+    np.testing.assert_allclose(
+        got, expected.numpy(), rtol=0, atol=1e-4 * expected.abs().max().item())
 
 
 def test_resnet_config_with_channel_swap(tmp_path):
