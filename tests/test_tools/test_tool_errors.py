@@ -122,3 +122,17 @@ def test_a_read_only_work_dir_is_one_line(tmp_path, make_voc, tiny_cfg, run, mon
     assert code == 1 and 'Traceback' not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == (
         f"tools/train.py: error: OSError: [Errno 30] Read-only file system: '{tmp_path / 'work'}'")
+
+
+def test_a_config_typo_is_the_only_line(tmp_path, run, repo_root):
+    """A misspelt key (here in --cfg-options) stops before anything runs: one line, no
+    traceback (the message names the key and the closest known one)."""
+    config = os.path.join(repo_root, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
+    code, stderr = run('train', config, '--work-dir', tmp_path / 'work', '--cfg-options',
+                       'max_iter=10')
+    assert code == 1 and stderr.strip().splitlines() == [
+        "tools/train.py: error: ConfigError: max_iter = 10 is not a key any config of this "
+        "chain or the runner reads, so it would be ignored: did you mean 'max_iters' (here set "
+        "as train_cfg.max_iters)?"
+    ], stderr
+    assert not (tmp_path / 'work').exists()
