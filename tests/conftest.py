@@ -90,6 +90,58 @@ def load_tool():
     return load
 
 
+@pytest.fixture(scope='session')
+def shipped_config():
+    """``read(path)``: ``Config.fromfile(path)``, read once per session and deep-copied on
+    every call (a config inheriting mmseg's bases takes ~0.3 s to read; several tests check
+    every shipped config)."""
+    read = {}
+
+    def load(path):
+        if path not in read:
+            read[path] = Config.fromfile(path)
+        return copy.deepcopy(read[path])
+
+    return load
+
+
+@pytest.fixture(scope='session')
+def narrow_fcn8s_export(tmp_path_factory):
+    """``configs/fcn8s_vgg16_voc.py`` at 1/16 width, saved as a checkpoint and exported to
+    ONNX at 64x80 once per session (an export takes seconds; the export tests and the
+    benchmark's runtime comparison share it): a namespace with ``config``, ``argv`` (the
+    ``--cfg-options`` that narrow it), ``options`` (the same as a dict), ``checks`` (the sizes
+    the export checked), ``result`` (the ExportResult), ``model`` (eval mode), ``onnx`` and
+    ``checkpoint``."""
+    import ast
+    from types import SimpleNamespace
+    pytest.importorskip('onnxruntime', reason='pip install -e .[onnx]')
+    pytest.importorskip('onnxscript', reason='pip install -e .[onnx]')
+    from fcn_plugin.apis.export import build_model, export_onnx, load_config
+    config = osp.join(REPO_ROOT, 'configs', 'fcn8s_vgg16_voc.py')
+    argv = [
+        'model.backbone.base_channels=4', 'model.backbone.fc_channels=16',
+        'model.decode_head.in_channels=[16,32,16]'
+    ]
+    options = {k: ast.literal_eval(v) for k, v in (a.split('=', 1) for a in argv)}
+    checks = ['64x80', '97x131', '1x1', '2x31x17']
+    tmp = tmp_path_factory.mktemp('onnx')
+    model = build_model(load_config(config, options), None)
+    ckpt, out = str(tmp / 'fcn8s.pth'), str(tmp / 'fcn8s.onnx')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    result = export_onnx(
+        config, ckpt, out, shape=(64, 80), check_shapes=checks, cfg_options=options)
+    return SimpleNamespace(
+        config=config,
+        argv=argv,
+        options=options,
+        checks=checks,
+        result=result,
+        model=model.eval(),
+        onnx=out,
+        checkpoint=ckpt)
+
+
 # ------------------------------------------------------------------------------- FCN models
 @pytest.fixture(scope='session')
 def model_cfg():

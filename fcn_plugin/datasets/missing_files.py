@@ -97,9 +97,9 @@ def prepare_hint(command: Optional[str], data_root: Optional[str]) -> Optional[s
     parent's data (the toy generator for a user's own folder)."""
     if not command or not data_root:
         return None
-    root = osp.normpath(osp.abspath(data_root))
+    root = osp.realpath(data_root)  # data/ is often a link to where the data lives
     for token in command.split():
-        path = osp.normpath(osp.abspath(token))
+        path = osp.realpath(token)
         if os.sep in token and (path == root or path.startswith(root + os.sep)
                                 or root.startswith(path + os.sep)):
             return command

@@ -175,12 +175,18 @@ def test_reference_dataset_reads_converted_data(fake_data):
     assert 255 in val[0]['data_samples'].gt_sem_seg.data  # void kept for the metric to drop
 
 
-def test_dataset_missing_data_error(fake_data):
+def test_dataset_missing_data_error(fake_data, tmp_path, monkeypatch):
     cfg = _reference_dataset_cfg(fake_data['voc'], 'train')  # before conversion
     with pytest.raises(FileNotFoundError) as info:
         DATASETS.build(cfg)
-    msg = str(info.value)
-    assert 'sbd_train.txt' in msg and 'tools/dataset_converters/sbd.py' in msg
+    msg = str(info.value)  # the config's command writes data/VOCdevkit/VOC2012, not this root
+    assert 'sbd_train.txt' in msg and 'sbd.py' not in msg and 'Check data_root' in msg
+    # where data/ is a link to the data (as often), the command is the one for this root
+    os.symlink(osp.dirname(osp.dirname(fake_data['voc'])), tmp_path / 'data')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+            FileNotFoundError, match='Prepare it with: python tools/dataset_converters/sbd.py'):
+        DATASETS.build(cfg)
     # a listed label that is missing
     convert(fake_data)
     os.remove(osp.join(fake_data['voc'], 'SegmentationClassSBD', '2008_000003.png'))

@@ -29,8 +29,10 @@ def assert_plain(pipeline):
     assert [t for t in types if t not in CHECKS] == PLAIN_PIPELINE, types
 
 
-def load(name):
-    return Config.fromfile(osp.join(ROOT, 'configs', name))
+@pytest.fixture
+def load(shipped_config):
+    """``load(name)``: ``configs/<name>`` as a Config (read once per session)."""
+    return lambda name: shipped_config(osp.join(ROOT, 'configs', name))
 
 
 def datasets_of(cfg, which):
@@ -39,7 +41,7 @@ def datasets_of(cfg, which):
 
 
 @pytest.mark.parametrize('name', list(STAGES) + EXTRA)
-def test_reference_solver_and_data(name):
+def test_reference_solver_and_data(name, load):
     cfg = load(name)
     opt = cfg.optim_wrapper
     assert opt.optimizer.type == 'SGD'
@@ -65,7 +67,7 @@ def test_reference_solver_and_data(name):
 
 
 @pytest.mark.parametrize('name', list(STAGES))
-def test_stages(name):
+def test_stages(name, load):
     lr, iters, load_from, pretrained = STAGES[name]
     cfg = load(name)
     assert cfg.optim_wrapper.optimizer.lr == lr
@@ -85,7 +87,7 @@ def test_stages(name):
     assert 'tools/dataset_converters/sbd.py' in ' '.join(train.prepare_cmd)
 
 
-def test_variant_configs():
+def test_variant_configs(load):
     tv = load('fcn8s-atonce_vgg16-tvweights_voc.py')
     pre = tv.model.data_preprocessor
     assert pre.bgr_to_rgb and pre.std == [58.395, 57.12, 57.375]
@@ -99,7 +101,7 @@ def test_variant_configs():
     assert aug.train_cfg.max_iters == 300000
 
 
-def test_optimizer_groups_follow_the_recipe():
+def test_optimizer_groups_follow_the_recipe(load):
     """Built from the reference optim_wrapper: biases at 2x lr without decay, weights at lr
     with decay 5e-4, fixed upsampling absent (on the tiny model, to stay fast)."""
     from mmseg.registry import MODELS
@@ -138,7 +140,7 @@ def test_optimizer_groups_follow_the_recipe():
         assert id(weight) not in by_param, name
 
 
-def test_toy_config():
+def test_toy_config(load):
     cfg = load('fcn8s_vgg16-tiny_toyvoc.py')
     assert cfg.model.decode_head.type == 'FCNSkipHead'
     assert cfg.model.backbone.type == 'VGG' and cfg.model.backbone.out_indices == (2, 3, 5)
@@ -150,14 +152,14 @@ def test_toy_config():
 
 @pytest.mark.parametrize(
     'name', sorted(osp.basename(p) for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))))
-def test_every_config_uses_the_fcn_metric(name):
+def test_every_config_uses_the_fcn_metric(name, load):
     cfg = load(name)
     assert cfg.val_evaluator.type == 'FCNMetric' and cfg.test_evaluator.type == 'FCNMetric'
 
 
 @pytest.mark.parametrize(
     'name', sorted(osp.basename(p) for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))))
-def test_every_config_resumes_without_replaying_the_data(name):
+def test_every_config_resumes_without_replaying_the_data(name, load):
     """The resumable loop with a sampler it can position (else it falls back to the replay)."""
     cfg = load(name)
     assert cfg.train_cfg.type == 'ResumableIterBasedTrainLoop'
@@ -178,12 +180,12 @@ CONFIGS = sorted(
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
-def test_every_config_installs_the_runtime_as_named_default_hooks(path):
+def test_every_config_installs_the_runtime_as_named_default_hooks(path, shipped_config):
     """The runtime's hooks are named default hooks (merged by key: a child's custom_hooks cannot
     drop them); our fixes of mmengine's hooks are selected by name (mmengine's CheckpointHook
     and LoggerHook stay what every other config gets); a config inheriting mmseg's runtime
     keeps its checkpoint settings."""
-    cfg = Config.fromfile(path)
+    cfg = shipped_config(path)
     assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
     assert cfg.default_hooks.logger.type == 'RankZeroLoggerHook'
     assert {k: cfg.default_hooks[k].type for k in RUNTIME} == RUNTIME

@@ -87,7 +87,7 @@ def val_dataset(root, type='FCNVOCDataset', wrap=False):
 # through the pipeline), then tools/check_dataset.py (one worker); the process's peak memory
 # bounds both
 MEASURED = '''
-import resource, sys
+import sys
 import fcn_plugin
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
@@ -103,7 +103,9 @@ try:
 except SystemExit as stop:
     code = stop.code
 print('exit', code)
-print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: this process's own peak (ru_maxrss would include the pytest process's size, which Linux
+# keeps across fork and exec)
+print('peak_kib', [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1])
 '''
 
 

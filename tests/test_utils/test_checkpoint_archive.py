@@ -18,20 +18,25 @@ from fcn_plugin.utils.io import load_weights_only
 
 # Loads each FILE in a fresh process the way the tools do (mmengine's loader after
 # install_safe_checkpoint_loaders) and prints the error and the growth of the peak RSS in MiB.
+# VmHWM, this process's own high-water mark (ru_maxrss would include the pytest process's size:
+# Linux keeps it across fork and exec), reset before each file.
 MEASURE = '''
-import resource, sys
+import sys
 import fcn_plugin
 from fcn_plugin.utils.checkpoint_safety import install_safe_checkpoint_loaders
 from mmengine.runner.checkpoint import _load_checkpoint
 install_safe_checkpoint_loaders()
+def kib(field):
+    return int([l for l in open('/proc/self/status') if l.startswith(field + ':')][0].split()[1])
 for path in sys.argv[1:]:
-    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    open('/proc/self/clear_refs', 'w').write('5')
+    start = kib('VmRSS')
     try:
         _load_checkpoint(path, map_location='cpu')
         print('LOADED')
     except Exception as error:
         print(type(error).__name__, str(error).replace('\\n', ' '))
-    print('PEAK_MIB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024)
+    print('PEAK_MIB', (kib('VmHWM') - start) / 1024)
 '''
 
 
