@@ -2,12 +2,16 @@
 
     python tools/benchmark.py CONFIG [CHECKPOINT] [--shape H W] [--device cpu|cuda]
         [--batch-size N [N ...]] [--precision fp32|fp16|bf16] [--channels-last]
-        [--cudnn-benchmark] [--repeat N] [--warmup N] [--train] [--compare-plain]
-        [--threads N] [--json OUT]
+        [--cudnn-benchmark] [--repeat N] [--warmup N] [--train]
+        [--compare plain,onnxruntime,openvino] [--compare-plain] [--onnx FILE] [--threads N]
+        [--json OUT]
 
 Times ``model.predict`` (mmseg's whole predict path) for each ``--batch-size`` on a fixed random
-image, with ``--compare-plain`` also the same network as a plain PyTorch module (interleaved,
-ABBA; the ratio of the medians and a check of the logits), with ``--train`` one training step.
+image, with ``--compare`` also the same network in other runtimes: ``plain`` (a plain PyTorch
+module; ``--compare-plain`` is the same as ``--compare plain``), ``onnxruntime`` and
+``openvino`` (on the model's ONNX export; optional extras, a missing one is reported and
+skipped), interleaved in rounds with predict, with a ratio table at the end (times relative to
+predict's, peak memory, agreement of the logits); with ``--train`` one training step.
 Prints median and p90 latency, images/s, the network's FLOPs, GFLOP/s and peak memory ("+x":
 its excess over the memory in use before the run); ``--json`` also writes the figures. What is
 timed and how memory is measured: :mod:`fcn_plugin.apis.benchmarking`; the same from Python:
@@ -21,11 +25,20 @@ import sys
 
 from mmengine.config import DictAction
 
+from fcn_plugin.apis.bench_peers import parse_compare
 from fcn_plugin.apis.benchmarking import BenchmarkError, benchmark
 from fcn_plugin.utils.config_vars import ConfigError
 from fcn_plugin.utils.inference_options import add_inference_args
 
 TOOL = 'tools/benchmark.py'
+
+
+def compare_list(text):
+    """``--compare``'s value: the runtimes, or argparse's one-line error."""
+    try:
+        return parse_compare(text)
+    except BenchmarkError as e:
+        raise argparse.ArgumentTypeError(str(e).replace('--compare: ', '')) from None
 
 
 def parse_args(argv=None):
@@ -62,9 +75,20 @@ def parse_args(argv=None):
         help='untimed runs first, the first one counting FLOPs (default 1)')
     parser.add_argument('--train', action='store_true', help='also time one training step')
     parser.add_argument(
-        '--compare-plain',
-        action='store_true',
-        help='also time a plain PyTorch module with the same weights')
+        '--compare',
+        type=compare_list,
+        default=[],
+        metavar='RUNTIMES',
+        help='also time these runtimes, comma-separated: plain (a plain PyTorch module with the '
+        'same weights), onnxruntime, openvino (on the ONNX export; CPU, fp32); a missing one is '
+        'skipped')
+    parser.add_argument('--compare-plain', action='store_true', help='the same as --compare plain')
+    parser.add_argument(
+        '--onnx',
+        default=None,
+        metavar='FILE',
+        help='for onnxruntime/openvino: this export of the same config and checkpoint (e.g. the '
+        'deployed file) instead of exporting the model')
     parser.add_argument(
         '--threads',
         type=int,
@@ -95,12 +119,14 @@ def main(argv=None) -> int:
             warmup=args.warmup,
             train=args.train,
             compare_plain=args.compare_plain,
+            compare=args.compare,
             threads=args.threads,
             cudnn_benchmark=args.cudnn_benchmark,
             precision=args.precision,
             channels_last=args.channels_last,
             seed=args.seed,
-            cfg_options=args.cfg_options)
+            cfg_options=args.cfg_options,
+            onnx_file=args.onnx)
     except (BenchmarkError, ConfigError) as e:
         print(f'{TOOL}: {e}', file=sys.stderr)
         return 1

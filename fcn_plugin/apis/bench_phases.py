@@ -1,5 +1,6 @@
 """The phases :func:`fcn_plugin.apis.benchmark` times: the model, its random data, the
-contestants of the inference runs (mmseg's predict, the plain module) and the training step."""
+contestants of the inference runs (mmseg's predict, the plain module, the ONNX runtimes of
+:mod:`.bench_peers`) and the training step."""
 import contextlib
 import statistics
 
@@ -7,7 +8,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from .measure import count_flops, measured, timed
+from .measure import agreement, count_flops, measured, timed
 from .segmentor import build_segmentor
 
 REFERENCE = 'mmseg'  # the contestant the others are compared with
@@ -25,7 +26,8 @@ def build_model(cfg, checkpoint, device, seed):
 
 def make_batch(model, shape, batch, num_classes, device, seed, training):
     """A random uint8 image batch with random labels: the data dict (``training``), else the
-    preprocessed ``(inputs, data_samples)``."""
+    preprocessed ``(inputs, data_samples)`` and the raw images (float32 N x 3 x H x W, 0-255,
+    as loaded: what the ONNX graph takes)."""
     g = torch.Generator().manual_seed(seed)
     h, w = shape
     data = dict(inputs=[], data_samples=[])
@@ -45,7 +47,8 @@ def make_batch(model, shape, batch, num_classes, device, seed, training):
     if training:
         return data
     processed = model.data_preprocessor(data, False)
-    return processed['inputs'].to(device), processed['data_samples']
+    raw = torch.stack(data['inputs']).float()
+    return processed['inputs'].to(device), processed['data_samples'], raw
 
 
 def build_plain(model):
@@ -57,7 +60,7 @@ def build_plain(model):
             plain = plain.to(memory_format=torch.channels_last)
         return plain
     except Exception as e:  # noqa: BLE001 - any mismatch means "not a VGG16 FCN"
-        raise BenchmarkError('--compare-plain needs a VGG16 FCN-32s/16s/8s config (VGG backbone '
+        raise BenchmarkError('--compare plain needs a VGG16 FCN-32s/16s/8s config (VGG backbone '
                              '+ FCNSkipHead); building the plain module failed: '
                              f'{type(e).__name__}: {e}')
 
@@ -69,30 +72,39 @@ def plain_context(model, device):
     return contextlib.nullcontext()
 
 
-def inference_contestants(model, inputs, samples, device, compare_plain):
-    """``({name: run}, {name: logits function})``: what is timed on the preprocessed batch,
-    the reference (:data:`REFERENCE`) first, and how each other contestant's logits are got
-    for the check against it."""
+def inference_contestants(model, inputs, samples, raw, device, mem, compare=(), peers=None):
+    """``({name: run}, {name: logits function}, {name: extra figures})``: what is timed, the
+    reference (:data:`REFERENCE`) first, then the runtimes of ``compare`` in order
+    (:mod:`.bench_peers`; ``peers`` for the ONNX runtimes), how each one's logits are got for
+    the check against the reference, and its ``held_bytes`` (and ``flops`` where the counter
+    cannot see the runtime)."""
 
     @torch.no_grad()
     def run_mmseg():
         return model.predict(inputs, samples)
 
-    runners, logits = {REFERENCE: run_mmseg}, {}
-    if compare_plain:
-        plain = build_plain(model)
-        plain_inputs = inputs.contiguous(
-            memory_format=torch.channels_last) if getattr(model, 'channels_last', False) else inputs
+    runners, logits, extra, graph_flops = {REFERENCE: run_mmseg}, {}, {}, []
+    for name in compare:
+        if name == 'plain':
+            before = mem.resident()
+            plain = build_plain(model)
+            plain_inputs = inputs.contiguous(memory_format=torch.channels_last) if getattr(
+                model, 'channels_last', False) else inputs
 
-        @torch.no_grad()
-        def run_plain(argmax=True):
-            with plain_context(model, device):
-                out = plain(plain_inputs).float()
-            return out.argmax(1) if argmax else out
+            @torch.no_grad()
+            def run_plain(argmax=True):
+                with plain_context(model, device):
+                    out = plain(plain_inputs).float()
+                return out.argmax(1) if argmax else out
 
-        runners['plain'] = run_plain
-        logits['plain'] = lambda: run_plain(argmax=False)
-    return runners, logits
+            run_plain(False)
+            runners['plain'], logits['plain'] = run_plain, (lambda: run_plain(argmax=False))
+            extra['plain'] = dict(held_bytes=mem.resident() - before)
+        else:
+            runners[name], logits[name], held = peers.contestant(name, raw)
+            graph_flops = graph_flops or [peers.graph_flops(raw)]  # one graph: counted once
+            extra[name] = dict(held_bytes=held, flops=graph_flops[0])
+    return runners, logits, extra
 
 
 def bench_inference(model,
@@ -103,38 +115,46 @@ def bench_inference(model,
                     seed=0,
                     warmup=1,
                     repeat=5,
-                    compare_plain=False) -> dict:
+                    compare=(),
+                    peers=None) -> dict:
     """Inference figures of every contestant at ``batch`` images of ``shape``: ``{name:
-    figures}``, with the plain module also ``ratio_mmseg_over_plain``, ``ratio_paired_median``
-    and ``check`` (its logits against mmseg's)."""
+    figures}`` and ``checks`` (``{name: each one's logits against mmseg's}``), with the plain
+    module also ``ratio_mmseg_over_plain``, ``ratio_paired_median`` and ``check``. The
+    contestants are interleaved: each round runs every one once, in rotating order (ABBA for
+    two)."""
     model.eval()
     num_classes = model.decode_head.num_classes
-    inputs, samples = make_batch(model, shape, batch, num_classes, device, seed, training=False)
-    runners, logits = inference_contestants(model, inputs, samples, device, compare_plain)
+    inputs, samples, raw = make_batch(model, shape, batch, num_classes, device, seed, False)
+    runners, logits, extra = inference_contestants(model, inputs, samples, raw, device, mem,
+                                                   compare, peers)
     checks = {}
     if logits:
         with torch.no_grad():
             ours = torch.stack([s.seg_logits.data for s in model.predict(inputs, samples)])
-        for name, fn in logits.items():
-            theirs = fn()
-            checks[name] = dict(
-                max_abs_logit_diff=float((ours - theirs).abs().max()),
-                max_abs_logit=float(theirs.abs().max()),
-                argmax_agreement=float((ours.argmax(1) == theirs.argmax(1)).float().mean()))
-    # the first warm-up run counts the FLOPs (FlopCounterMode slows it; it is not timed)
-    flops = {name: count_flops(fn, model) for name, fn in runners.items()}
+        checks = {name: agreement(ours, fn()) for name, fn in logits.items()}
+    # the first warm-up run counts the FLOPs (FlopCounterMode slows it; it is not timed); the
+    # ONNX runtimes' counts are their graph's, counted in PyTorch
+    flops = {}
+    for name, fn in runners.items():
+        if name in extra and 'flops' in extra[name]:
+            fn()
+            flops[name] = extra[name].pop('flops')
+        else:
+            flops[name] = count_flops(fn, model)
     for _ in range(warmup - 1):
         for fn in runners.values():
             fn()
     times = {k: [] for k in runners}
     order = list(runners)
     for r in range(repeat):
-        for name in (order if r % 2 == 0 else order[::-1]):  # ABBA
+        for name in order[r % len(order):] + order[:r % len(order)]:
             times[name].append(timed(runners[name], device))
     results = {
-        name: measured(mem, fn, times[name], flops[name], batch)
+        name: dict(measured(mem, fn, times[name], flops[name], batch), **extra.get(name, {}))
         for name, fn in runners.items()
     }
+    if checks:
+        results['checks'] = checks
     if 'plain' in checks:
         results['ratio_mmseg_over_plain'] = (
             results[REFERENCE]['median_s'] / results['plain']['median_s'])

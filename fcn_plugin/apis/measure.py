@@ -45,6 +45,16 @@ class PeakMemory:
         except (OSError, KeyError):
             return False
 
+    def resident(self) -> float:
+        """The process's resident set now, in bytes, after a garbage collection and returning
+        freed heap pages (CPU, Linux); nan elsewhere."""
+        if self.device.type != 'cpu' or not self.cpu_resettable:
+            return float('nan')
+        gc.collect()
+        if self._libc is not None:
+            self._libc.malloc_trim(0)
+        return self._status_kib('VmRSS') * 1024
+
     def measure(self, fn):
         """Run ``fn()`` once; returns ``(peak_bytes, excess_bytes_over_before, how)``."""
         gc.collect()
@@ -133,6 +143,16 @@ def measured(mem: PeakMemory, fn, times, flops, batch) -> dict:
         peak_mem_excess_bytes=excess,
         mem_how=how,
         times_s=times)
+
+
+def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
+    """How far ``theirs`` (N x K x H x W logits) is from ``ours``: the max absolute difference,
+    the max |logit| and the share of pixels with the same argmax."""
+    ours, theirs = ours.float(), theirs.float()
+    return dict(
+        max_abs_logit_diff=float((ours - theirs).abs().max()),
+        max_abs_logit=float(theirs.abs().max()),
+        argmax_agreement=float((ours.argmax(1) == theirs.argmax(1)).float().mean()))
 
 
 def fmt_bytes(n) -> str:

@@ -6,6 +6,7 @@ import json
 import logging
 import os.path as osp
 import statistics
+import sys
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from fcn_plugin.apis.measure import percentile
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn8s_vgg16-narrow_tinyvoc.py')
+TINY = osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')  # the demo's narrow model
 TOOL = 'tools/benchmark.py'
 
 
@@ -227,3 +229,85 @@ def test_checkpoints_load_weights_only(tmp_path, monkeypatch):
     with pytest.raises(BenchmarkError, match=f'{path} cannot be loaded: UnsafeCheckpointError'):
         benchmark(CONFIG, path, shape=(33, 29), device='cpu', verbose=False)
     assert not marker.exists()
+
+
+def test_compare_runtimes_with_one_missing(tmp_path, tool, monkeypatch, narrow_fcn8s_export):
+    """--compare onnxruntime,openvino,plain with OpenVINO not importable: it is reported in one
+    line and skipped; onnxruntime (on the model's ONNX export, given with --onnx: the session's
+    export of this config and checkpoint, the export having tests of its own) and the plain
+    module are timed interleaved with predict, give predict's logits, and the ratio table and
+    the JSON's compare section hold the ratios of the measured medians."""
+    export = narrow_fcn8s_export
+    monkeypatch.setitem(sys.modules, 'openvino', None)  # import openvino -> ImportError
+    out = str(tmp_path / 'peers.json')
+    returned = []
+
+    def spy(*args, **kwargs):
+        returned.append(benchmark(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(tool, 'benchmark', spy)
+    status, printed, _ = run_tool(tool, [
+        export.config, export.checkpoint, '--shape', '64', '80', '--device', 'cpu', '--repeat', '2',
+        '--threads',
+        str(torch.get_num_threads()), '--compare', 'onnxruntime, openvino,plain', '--json', out,
+        '--onnx', export.onnx, '--cfg-options', *export.argv
+    ])
+    assert status == 0
+    res = returned[0]
+    skip = 'openvino: not installed (pip install -e .[openvino]), skipped'
+    assert printed.splitlines().count(skip) == 1
+    section = res['compare']
+    assert section['runtimes'] == ['onnxruntime', 'plain']
+    assert section['skipped'] == {'openvino': 'not installed (pip install -e .[openvino])'}
+    assert section['threads'] == torch.get_num_threads() and section['onnx_export_s'] is None
+    assert section['onnx_file'] == export.onnx and osp.isfile(export.onnx)  # given: kept
+    inf = res['runs'][0]['inference']
+    assert 'openvino' not in inf and inf['check'] == inf['checks']['plain']  # the old keys too
+    for name in ('onnxruntime', 'plain'):
+        check = inf['checks'][name]
+        assert check['max_abs_logit'] > 0
+        assert check['max_abs_logit_diff'] <= 1e-4 * check['max_abs_logit']
+        assert check['argmax_agreement'] == 1.0
+        assert len(inf[name]['times_s']) == 2 and inf[name]['gflop'] > 0
+    # the exported graph is the model's plain forward: the FLOPs predict's count has
+    assert inf['onnxruntime']['gflop'] == pytest.approx(inf['mmseg']['gflop'])
+    rows = section['runs'][0]['rows']
+    assert [r['runtime'] for r in rows] == ['mmseg', 'onnxruntime', 'plain']
+    assert section['runs'][0]['batch_size'] == 1
+    for row in rows:
+        figures = inf[row['runtime']]
+        assert row['median_s'] == figures['median_s'] and row['p90_s'] == figures['p90_s']
+        assert row['ratio_to_predict'] == pytest.approx(figures['median_s'] /
+                                                        inf['mmseg']['median_s'])
+        assert row['peak_mem_bytes'] == figures['peak_mem_bytes'] > 0
+        assert row['argmax_agreement'] == 1.0 and row['rel_logit_diff'] <= 1e-4
+    assert rows[0]['ratio_to_predict'] == 1.0
+    assert rows[1]['held_bytes'] == inf['onnxruntime']['held_bytes']
+    with open(out) as f:
+        assert json.load(f) == json.loads(json.dumps(res))
+    lines = printed.splitlines()
+    table = lines.index(next(line for line in lines if line.startswith('against other runtimes')))
+    assert lines[table].startswith('against other runtimes: batch 1, 64x80, ')
+    assert [line.split()[0] for line in lines[table + 2:table + 6]
+            ] == ['fcn_plugin', 'onnxruntime', 'plain', 'OpenVINO']
+    assert f'{rows[1]["ratio_to_predict"]:.3f}x' in lines[table + 3]
+    assert lines[table + 5].endswith('skipped: not installed (pip install -e .[openvino])')
+
+
+def test_compare_errors(tool):
+    """An unknown runtime is argparse's one-line error (the tool) or a BenchmarkError; the
+    ONNX runtimes are compared in fp32 on the CPU."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(tool, [TINY, '--compare', 'plain,tensorrt'])
+    assert exit_info.value.code == 2
+    with pytest.raises(
+            BenchmarkError,
+            match=r"^--compare: unknown runtime 'tensorrt' \(choose "
+            r'from plain, onnxruntime, openvino, comma-separated\)$'):
+        benchmark(TINY, compare=['plain', 'tensorrt'], device='cpu', verbose=False)
+    with pytest.raises(
+            BenchmarkError,
+            match='^--compare onnxruntime: the ONNX runtimes are '
+            r'compared on the CPU in fp32 NCHW \(--device cpu'):
+        benchmark(TINY, compare='onnxruntime', device='cpu', precision='bf16', verbose=False)
