@@ -22,9 +22,10 @@ import inspect
 import os.path as osp
 from typing import Dict, Iterable, List, Optional, Tuple
 
-# keys mmseg's and mmengine's tools read besides the Runner's arguments
-TOOL_KEYS = ('custom_imports', 'tta_model', 'tta_pipeline', 'model_wrapper_cfg', 'compile',
-             'strategy', 'dist_params', 'gpu_ids', 'device', '_base_')
+# keys mmseg's and mmengine's tools read besides the Runner's arguments (mmseg's inference API
+# reads test_pipeline: a child's own test_pipeline reaches it)
+TOOL_KEYS = ('custom_imports', 'test_pipeline', 'tta_model', 'tta_pipeline', 'model_wrapper_cfg',
+             'compile', 'strategy', 'dist_params', 'gpu_ids', 'device', '_base_')
 
 
 class _Literal(ast.NodeVisitor):
@@ -129,17 +130,18 @@ def unreached_base_variable(cfg, name: str, bases: Iterable[ConfigFile]) -> Opti
         new = _plain(cfg[name])
         try:
             old = _plain(base.value(name))
-        except ValueError:
-            old, keys = '(not a literal)', built
+        except ValueError:  # not a literal: the keys holding it cannot be told
+            keys, was, what = [], '', f'the keys of {", ".join(built)} built from it'
         else:
             if old == new:
                 return None  # the base's own value again: nothing is lost
             keys = [p for key in built if key in cfg for p in _paths(cfg[key], old, key)]
-            keys = keys or built
-        shown = ', '.join(keys[:4]) + (f' (and {len(keys) - 4} more)' if len(keys) > 4 else '')
-        return (f'{name} = {new!r} reaches nothing: {base.path} set {shown} from its own '
-                f'{name} = {old!r} when mmengine read it (each base file is evaluated on its '
-                f'own). Set {shown} to {new!r} in this config instead (or with --cfg-options).')
+            was = f' = {old!r}'
+            what = (', '.join(keys[:4]) + (f' (and {len(keys) - 4} more)' if len(keys) > 4 else '')
+                    if keys else f'the keys of {", ".join(built)} built from it')
+        return (f'{name} = {new!r} reaches nothing: {base.path} set {what} from its own '
+                f'{name}{was} when mmengine read it (each base file is evaluated on its own). '
+                f'Set {what} to {new!r} in this config instead (or with --cfg-options).')
     return None
 
 

@@ -31,18 +31,22 @@ def test_a_typo_in_cfg_options():
         load_config(osp.join(CONFIGS, 'fcn8s_vgg16-tiny_toyvoc.py'), {'max_iter': 10})
 
 
-@pytest.mark.parametrize('body,keys', [
-    ("train_prefix = dict(img_path='imgs', seg_map_path='labs')\n",
-     'train_dataloader.dataset.data_prefix'),
-    ("val_split = 'val.txt'\n", 'val_dataloader.dataset.ann_file'),
-])
-def test_a_base_variable_set_by_a_child_names_the_keys_built_from_it(tmp_path, body, keys):
+@pytest.mark.parametrize(
+    'body,base,keys',
+    [
+        ("train_prefix = dict(img_path='imgs', seg_map_path='labs')\n", 'fcn8s_vgg16_custom.py',
+         'train_dataloader.dataset.data_prefix'),
+        ("val_split = 'val.txt'\n", 'fcn8s_vgg16_custom.py', 'val_dataloader.dataset.ann_file'),
+        # the nearest base that reads it: the custom config does not, its data base does
+        ("train_pipeline = [dict(type='LoadImageFromFile')]\n", '_base_/datasets/custom_seg.py',
+         'train_dataloader.dataset.pipeline'),
+    ])
+def test_a_base_variable_set_by_a_child_names_the_keys_built_from_it(tmp_path, body, base, keys):
     path = child(tmp_path, 'fcn8s_vgg16_custom.py', body)
     name = body.split(' = ')[0]
     with pytest.raises(
             ConfigError,
-            match=f'{name} = .* reaches nothing: .*fcn8s_vgg16_custom.py '
-            f'set {keys} from its own {name}'):
+            match=f'{name} = .* reaches nothing: .*{base} set {keys} from its own {name} = '):
         load_config(path)
 
 
@@ -52,6 +56,7 @@ def test_names_that_are_no_typo_pass(tmp_path):
         "train_prefix = dict(img_path='images/train', seg_map_path='labels/train')\n"  # same
         "work_dir = 'work_dirs/mine'\n"  # a runner key, read by the runner
         "val_dataloader = dict(batch_size=1)\n"
+        "test_pipeline = [dict(type='LoadImageFromFile')]\n"  # mmseg's inferencer reads it
         "img_path = 'x'\n")  # a user's own value, used below
     body += "test_dataloader = dict(dataset=dict(data_prefix=dict(img_path=img_path)))\n"
     cfg = load_config(child(tmp_path, 'fcn8s_vgg16_custom.py', body))
