@@ -142,6 +142,72 @@ def narrow_fcn8s_export(tmp_path_factory):
         checkpoint=ckpt)
 
 
+@pytest.fixture(scope='session')
+def toy_and_checkpoint(tmp_path_factory):
+    """Two toy val images (``<tmp>/toy``, VOC layout) and a checkpoint of the tiny demo model
+    with random score layers (``<tmp>/model.pth``, with the toy classes): ``(tmp, checkpoint)``,
+    once per session; tests write their outputs to folders of their own below ``tmp``."""
+    from mmengine.logging import MMLogger
+    from mmseg.registry import MODELS
+
+    from fcn_plugin.datasets.toy_data import make_toy_voc
+    from fcn_plugin.datasets.toy_voc import TOY_CLASSES
+    from fcn_plugin.utils.label_png import voc_palette
+    MMLogger.get_current_instance()  # made outside the tests' captured streams
+    tmp = tmp_path_factory.mktemp('toy_model')
+    make_toy_voc(str(tmp / 'toy'), num_train=1, num_val=2)
+    model = MODELS.build(
+        Config.fromfile(osp.join(REPO_ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')).model)
+    model.init_weights()
+    torch.nn.init.normal_(model.decode_head.conv_seg.weight)  # non-trivial predictions
+    meta = dict(classes=list(TOY_CLASSES), palette=voc_palette()[:6].tolist())
+    ckpt = str(tmp / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)), ckpt)
+    return tmp, ckpt
+
+
+# ------------------------------------------------------------------------- hostile checkpoints
+class _CodeOnUnpickling:
+    """Unpickling this runs ``exec``, which creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f'open({self.marker!r}, "w").close()', )
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A checkpoint that looks like mmengine's, with code in its meta data: ``(path, marker)``;
+    loading it without ``weights_only`` creates the marker file."""
+    marker = tmp_path / 'CODE_RAN'
+    path = tmp_path / 'hostile.pth'
+    torch.save(
+        {
+            'meta': {
+                'epoch': 0,
+                'iter': 1,
+                'note': _CodeOnUnpickling(marker)
+            },
+            'state_dict': {
+                'backbone.conv1_1.weight': torch.zeros(4, 3, 3, 3)
+            }
+        }, path)
+    assert not marker.exists()
+    return str(path), marker
+
+
+@pytest.fixture
+def unguarded_loaders(monkeypatch):
+    """mmengine's own checkpoint loaders (not the tools' weights-only ones) and torch's
+    weights-only load turned off, for this test: an API function must install its own guard."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    monkeypatch.setattr(mmengine_checkpoint.CheckpointLoader, '_schemes',
+                        {'': mmengine_checkpoint.load_from_local})  # as mmengine has them
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+
+
 # ------------------------------------------------------------------------------- FCN models
 @pytest.fixture(scope='session')
 def model_cfg():

@@ -206,26 +206,11 @@ def test_compare_plain_follows_the_config_geometry():
     assert check['argmax_agreement'] == 1.0
 
 
-class Payload:
-    """Unpickling this runs ``exec``, which creates the marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f'open({self.marker!r}, "w").close()', )
-
-
-def test_checkpoints_load_weights_only(tmp_path, monkeypatch):
+@pytest.mark.usefixtures('unguarded_loaders')
+def test_checkpoints_load_weights_only(hostile):
     """benchmark installs the project's weights-only checkpoint loaders (as the tools did at
     start-up): code in a checkpoint is refused even with torch's weights-only turned off."""
-    from mmengine.runner import checkpoint as mmengine_checkpoint
-
-    marker, path = tmp_path / 'CODE_RAN', str(tmp_path / 'hostile.pth')
-    torch.save(dict(state_dict={}, meta=dict(x=Payload(marker))), path)
-    monkeypatch.setattr(mmengine_checkpoint.CheckpointLoader, '_schemes',
-                        {'': mmengine_checkpoint.load_from_local})  # as mmengine has them
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    path, marker = hostile
     with pytest.raises(BenchmarkError, match=f'{path} cannot be loaded: UnsafeCheckpointError'):
         benchmark(CONFIG, path, shape=(33, 29), device='cpu', verbose=False)
     assert not marker.exists()

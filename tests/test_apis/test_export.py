@@ -1,6 +1,5 @@
 """fcn_plugin.apis.export_onnx (tools/deployment/pytorch2onnx.py): raw image in, logits of the
 image's size out, any size."""
-import ast
 import dataclasses
 import os.path as osp
 import sys
@@ -21,12 +20,6 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FCN8S = osp.join(ROOT, 'configs', 'fcn8s_vgg16_voc.py')
 ATONCE = osp.join(ROOT, 'configs', 'fcn8s-atonce_vgg16_voc.py')
 R50 = osp.join(ROOT, 'configs', 'fcn8s_r50_voc12aug.py')
-NARROW_VGG = [
-    'model.backbone.base_channels=4', 'model.backbone.fc_channels=16',
-    'model.decode_head.in_channels=[16,32,16]'
-]
-NARROW = {k: ast.literal_eval(v) for k, v in (p.split('=', 1) for p in NARROW_VGG)}
-CHECKS = ['64x80', '97x131', '1x1', '2x31x17']
 CAFFE_MEAN = torch.tensor([104.00699, 116.66877, 122.67892]).view(1, 3, 1, 1)
 TOOL = 'tools/deployment/pytorch2onnx.py'
 
@@ -45,8 +38,14 @@ def fcn8s(narrow_fcn8s_export):
     """A narrow FCN-8s exported from a checkpoint (once per session, shared with the benchmark
     tests): ``(the ExportResult, the PyTorch model, the .onnx file, the checkpoint)``."""
     export = narrow_fcn8s_export
-    assert (export.config, export.argv, export.checks) == (FCN8S, NARROW_VGG, CHECKS)
+    assert export.config == FCN8S
     return export.result, export.model, export.onnx, export.checkpoint
+
+
+@pytest.fixture(scope='module')
+def narrow(narrow_fcn8s_export):
+    """The --cfg-options that narrow the VGG16 configs (1/16 width), as a dict."""
+    return narrow_fcn8s_export.options
 
 
 def test_export_checks_other_sizes(fcn8s):
@@ -104,9 +103,12 @@ def test_normalisation_is_inside_the_graph(fcn8s):
     assert np.abs(plain - got).max() > 1e-2 * scale
 
 
-def test_cli_passes_its_flags_and_prints_the_result(fcn8s, tool, monkeypatch, capsys):
+def test_cli_passes_its_flags_and_prints_the_result(fcn8s, narrow_fcn8s_export, tool, monkeypatch,
+                                                    capsys):
     """The tool's flags reach export_onnx; it prints the result and fails on a failed check."""
     result, _, out, ckpt = fcn8s
+    checks, argv, options = (narrow_fcn8s_export.checks, narrow_fcn8s_export.argv,
+                             narrow_fcn8s_export.options)
     calls = []
 
     def fake(*args, **kwargs):
@@ -115,16 +117,16 @@ def test_cli_passes_its_flags_and_prints_the_result(fcn8s, tool, monkeypatch, ca
 
     monkeypatch.setattr(tool, 'export_onnx', fake)
     returned = result
-    assert tool.main([FCN8S, ckpt, '--out', out, '--shape', '64', '80', '--check-shapes'] + CHECKS +
-                     ['--cfg-options'] + NARROW_VGG) == 0
+    assert tool.main([FCN8S, ckpt, '--out', out, '--shape', '64', '80', '--check-shapes'] + checks +
+                     ['--cfg-options'] + argv) == 0
     assert calls == [((FCN8S, ckpt, out),
                       dict(
                           opset=None,
                           shape=(64, 80),
-                          check_shapes=CHECKS,
+                          check_shapes=checks,
                           rtol=1e-4,
                           static_batch=False,
-                          cfg_options=NARROW,
+                          cfg_options=options,
                           verbose=False))]
     captured = capsys.readouterr()
     assert captured.out == '\n'.join(result.lines()) + '\n' and captured.err == ''
@@ -140,14 +142,14 @@ def test_cli_passes_its_flags_and_prints_the_result(fcn8s, tool, monkeypatch, ca
                             'max|logit| (or no size could be checked)\n')
 
 
-def test_atonce_with_a_small_first_padding_matches_pytorch_at_every_size(tmp_path):
+def test_atonce_with_a_small_first_padding_matches_pytorch_at_every_size(tmp_path, narrow):
     """FCN-8s at-once (pool4 x0.01, pool3 x1e-4, inside the graph) with the demo config's
     geometry: conv1_1 padded by 16 and a 3x3 fc6 need 35 px a side. In PyTorch the backbone pads
     smaller images with zeros (bottom/right, after normalisation) and the head crops the logits
     back; the graph does the same, so every size runs with PyTorch's logits. (One export for
     both properties: each export costs seconds.)"""
     options = {
-        **NARROW, 'model.backbone.first_conv_padding': 16,
+        **narrow, 'model.backbone.first_conv_padding': 16,
         'model.backbone.fc6_kernel_size': 3
     }
     model = build_model(load_config(ATONCE, options), None)
@@ -232,31 +234,17 @@ def test_missing_onnxruntime_says_how_to_install(tool, tmp_path, capsys, monkeyp
         f'{TOOL}: onnxruntime is not installed: pip install -e .[onnx]')
 
 
-class Payload:
-    """Unpickling this runs ``exec``, which creates the marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f'open({self.marker!r}, "w").close()', )
-
-
-def test_checkpoints_load_weights_only(tmp_path, monkeypatch):
+@pytest.mark.usefixtures('unguarded_loaders')
+def test_checkpoints_load_weights_only(tmp_path, hostile, narrow):
     """export_onnx installs the project's weights-only checkpoint loaders (as the tools did at
     start-up): code in a checkpoint is refused even with torch's weights-only turned off."""
-    from mmengine.runner import checkpoint as mmengine_checkpoint
-    marker, path = tmp_path / 'CODE_RAN', str(tmp_path / 'hostile.pth')
-    torch.save(dict(state_dict={}, meta=dict(x=Payload(marker))), path)
-    monkeypatch.setattr(mmengine_checkpoint.CheckpointLoader, '_schemes',
-                        {'': mmengine_checkpoint.load_from_local})  # as mmengine has them
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    path, marker = hostile
     with pytest.raises(ExportError, match='cannot be loaded: UnsafeCheckpointError'):
-        export_onnx(FCN8S, path, str(tmp_path / 'x.onnx'), cfg_options=NARROW)
+        export_onnx(FCN8S, path, str(tmp_path / 'x.onnx'), cfg_options=narrow)
     assert not marker.exists()
 
 
-def test_a_baked_in_size_is_an_error_not_a_static_graph(tmp_path, monkeypatch):
+def test_a_baked_in_size_is_an_error_not_a_static_graph(tmp_path, monkeypatch, narrow):
     """An int() of a traced size would fix the graph to the traced size: refused, loudly."""
     from fcn_plugin.models.layers import feature_maps
     original = feature_maps.FeatureMaps.__new__
@@ -267,7 +255,7 @@ def test_a_baked_in_size_is_an_error_not_a_static_graph(tmp_path, monkeypatch):
         return self
 
     monkeypatch.setattr(feature_maps.FeatureMaps, '__new__', baking_new)
-    model = build_model(load_config(FCN8S, NARROW), None)
+    model = build_model(load_config(FCN8S, narrow), None)
     with pytest.raises(ExportError, match='dynamic sizes'):
         export_graph(ONNXSegmentor(model).eval(), str(tmp_path / 'x.onnx'), (64, 80))
     assert not (tmp_path / 'x.onnx').exists()

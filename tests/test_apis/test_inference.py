@@ -3,8 +3,6 @@ import os.path as osp
 
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
 from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -14,27 +12,6 @@ CONFIG = osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
 @pytest.fixture(scope='module')
 def infer(load_tool):
     return load_tool('infer')
-
-
-@pytest.fixture(scope='module')
-def toy_and_checkpoint(tmp_path_factory, load_tool):
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    import fcn_plugin  # noqa: F401
-    tmp = tmp_path_factory.mktemp('infer')
-    from fcn_plugin.datasets.toy_data import make_toy_voc
-    from fcn_plugin.datasets.toy_voc import TOY_CLASSES
-    from fcn_plugin.utils.label_png import voc_palette
-    make_toy_voc(str(tmp / 'toy'), num_train=1, num_val=2)
-    init_default_scope('mmseg')
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    model.init_weights()
-    torch.nn.init.normal_(model.decode_head.conv_seg.weight)  # non-trivial predictions
-    meta = dict(classes=list(TOY_CLASSES), palette=voc_palette()[:6].tolist())
-    ckpt = str(tmp / 'model.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)), ckpt)
-    return tmp, ckpt
 
 
 def test_infer_folder_with_ground_truth(infer, toy_and_checkpoint):

@@ -5,8 +5,6 @@ import os.path as osp
 
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
 from PIL import Image
 
 from fcn_plugin.apis.precision import precision_agreement
@@ -15,27 +13,6 @@ from fcn_plugin.utils.config_vars import ConfigError
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'fcn8s_vgg16-tiny_toyvoc.py')
 TOOL = 'tools/precision_agreement.py'
-
-
-@pytest.fixture(scope='module')
-def toy_and_checkpoint(tmp_path_factory):
-    """Two toy val images and a checkpoint of the tiny demo model with random score layers."""
-    from mmengine.logging import MMLogger
-    from mmseg.registry import MODELS
-
-    from fcn_plugin.datasets.toy_data import make_toy_voc
-    from fcn_plugin.datasets.toy_voc import TOY_CLASSES
-    from fcn_plugin.utils.label_png import voc_palette
-    MMLogger.get_current_instance()  # made outside the tests' captured streams
-    tmp = tmp_path_factory.mktemp('precision')
-    make_toy_voc(str(tmp / 'toy'), num_train=1, num_val=2)
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    model.init_weights()
-    torch.nn.init.normal_(model.decode_head.conv_seg.weight)  # non-trivial predictions
-    meta = dict(classes=list(TOY_CLASSES), palette=voc_palette()[:6].tolist())
-    ckpt = str(tmp / 'model.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)), ckpt)
-    return tmp, ckpt
 
 
 @pytest.fixture(scope='module')
@@ -108,27 +85,12 @@ def test_user_errors(toy_and_checkpoint, load_tool, tmp_path, capsys):
     assert capsys.readouterr().err == f'{TOOL}: {missing} does not exist\n'
 
 
-class Payload:
-    """Unpickling this runs ``exec``, which creates the marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f'open({self.marker!r}, "w").close()', )
-
-
-def test_checkpoints_load_weights_only(tmp_path, monkeypatch):
+@pytest.mark.usefixtures('unguarded_loaders')
+def test_checkpoints_load_weights_only(hostile):
     """precision_agreement installs the project's weights-only checkpoint loaders (as the tools
     did at start-up): code in a checkpoint is refused even with torch's weights-only off."""
-    from mmengine.runner import checkpoint as mmengine_checkpoint
-
     from fcn_plugin.utils.checkpoint_safety import UnsafeCheckpointError
-    marker, path = tmp_path / 'CODE_RAN', str(tmp_path / 'hostile.pth')
-    torch.save(dict(state_dict={}, meta=dict(x=Payload(marker))), path)
-    monkeypatch.setattr(mmengine_checkpoint.CheckpointLoader, '_schemes',
-                        {'': mmengine_checkpoint.load_from_local})  # as mmengine has them
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    path, marker = hostile
     with pytest.raises(UnsafeCheckpointError):
         precision_agreement(CONFIG, path, device='cpu')
     assert not marker.exists()

@@ -80,36 +80,6 @@ def test_getattr_stand_in_allows_only_statistics_methods(tmp_path):
         torch.load(path, weights_only=True)
 
 
-class Payload:
-    """Unpickling this runs ``exec``, which creates the marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f'open({self.marker!r}, "w").close()', )
-
-
-@pytest.fixture
-def hostile(tmp_path):
-    """A checkpoint that looks like mmengine's, with code in its meta data; and its marker."""
-    marker = tmp_path / 'CODE_RAN'
-    path = tmp_path / 'hostile.pth'
-    torch.save(
-        {
-            'meta': {
-                'epoch': 0,
-                'iter': 1,
-                'note': Payload(marker)
-            },
-            'state_dict': {
-                'backbone.conv1_1.weight': torch.zeros(4, 3, 3, 3)
-            }
-        }, path)
-    assert not marker.exists()
-    return str(path), marker
-
-
 @pytest.fixture
 def tool_loaders(monkeypatch):
     """mmengine's loaders as the tools install them (install_safe_checkpoint_loaders), for this
