@@ -64,6 +64,11 @@ class ConfigFile:
                 tree = ast.parse(f.read())
         except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
             tree = ast.Module(body=[], type_ignores=[])
+        # every name the file reads anywhere (data_root=data_root: its own variable)
+        self.read = {
+            n.id
+            for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
         for node in tree.body:
             if not isinstance(node, ast.Assign):
                 continue
@@ -75,7 +80,7 @@ class ConfigFile:
 
     def unread(self) -> List[str]:
         """The names this file sets and never reads (values meant for somewhere else)."""
-        return [name for name in self.values if name not in self.readers]
+        return [name for name in self.values if name not in self.read]
 
     def value(self, name: str):
         """The literal value of ``name`` (``ValueError`` if it is not a literal)."""
@@ -103,15 +108,17 @@ def runner_keys() -> set:
     return set(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'} | set(TOOL_KEYS)
 
 
-def _plain(value):
+def plain(value):
+    """``value`` with its dicts, lists and tuples as plain dicts and lists (comparable with a
+    literal read from a file, and printed as one)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+        return {k: plain(v) for k, v in value.items()}
+    return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def _paths(value, wanted, prefix: str) -> List[str]:
     """The keys below ``prefix`` whose value is ``wanted``."""
-    if _plain(value) == wanted:
+    if plain(value) == wanted:
         return [prefix]
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _paths(v, wanted, f'{prefix}.{k}')]
@@ -127,9 +134,9 @@ def unreached_base_variable(cfg, name: str, bases: Iterable[ConfigFile]) -> Opti
         if name not in base.values or not base.readers.get(name):
             continue
         built = list(dict.fromkeys(base.readers[name]))
-        new = _plain(cfg[name])
+        new = plain(cfg[name])
         try:
-            old = _plain(base.value(name))
+            old = plain(base.value(name))
         except ValueError:  # not a literal: the keys holding it cannot be told
             keys, was, what = [], '', f'the keys of {", ".join(built)} built from it'
         else:

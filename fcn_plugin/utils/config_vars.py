@@ -15,8 +15,10 @@ config file sets without using it itself (or that ``--cfg-options`` sets), while
 names keeps another value, is a :class:`ConfigError` naming those keys and the value to set. A
 variable a file uses where it is defined (``data_root=data_root``) is its own, never flagged.
 """
-import ast
-from typing import Any, Iterable, Iterator, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
+
+from .config_names import (ConfigFile, chain_files, misspelt_name, plain, runner_keys,
+                           unreached_base_variable)
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -84,53 +86,29 @@ VARIABLES = {
 }
 
 
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
-def unused_names(filename: Optional[str]) -> set:
-    """The top-level names a config file assigns but never reads itself: variables it expects
-    to reach fields elsewhere (a name it uses, such as ``data_root=data_root``, is its own)."""
-    try:
-        with open(filename, encoding='utf-8') as f:
-            tree = ast.parse(f.read())
-    except (OSError, TypeError, SyntaxError, ValueError):
-        return set()
-    assigned = {
-        t.id
-        for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
-        if isinstance(t, ast.Name)
-    }
-    read = {
-        node.id
-        for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-    }
-    return assigned - read
-
-
 def check_config_vars(cfg, option_keys: Iterable[str] = ()) -> None:
     """Raise :class:`ConfigError` for a top-level name that the config file sets without
     using it (or ``option_keys``, ``--cfg-options``, set) and that reaches nothing: a variable
     of :data:`VARIABLES` that differs from every nested field it names, a base config's
     variable (:func:`~.config_names.unreached_base_variable`) or a typo of a known name
     (:func:`~.config_names.misspelt_name`)."""
-    option_keys = set(option_keys)
-    names = unused_names(getattr(cfg, 'filename', None)) | option_keys
+    own, bases = chain_files(cfg)
+    names = set(own.unread() if own else ()) | set(option_keys)
     _check_variables(cfg, names)
-    _check_other_names(cfg, names - set(VARIABLES))
+    _check_other_names(cfg, names - set(VARIABLES), own, bases)
 
 
 def _check_variables(cfg, names: set) -> None:
     for name, fields in VARIABLES.items():
         if name not in names or name not in cfg:
             continue
-        value = _plain(cfg[name])
+        value = plain(cfg[name])
         found = list(fields(cfg))
-        wrong = [(key, v) for key, v in found if _plain(v) != value]
+        wrong = [(key, v) for key, v in found if plain(v) != value]
         if not found or len(wrong) < len(found):  # it reached a field: a variable used as such
             continue
         shown = ', '.join(
-            f'{key} = {_plain(v)!r}'
+            f'{key} = {plain(v)!r}'
             for key, v in wrong[:4]) + (f' (and {len(wrong) - 4} more)' if len(wrong) > 4 else '')
         raise ConfigError(
             f'{name} = {value!r} does not reach the fields it is meant to set: {shown}. '
@@ -139,9 +117,7 @@ def _check_variables(cfg, names: set) -> None:
             ', '.join(f'{key}={value!r}' for key, _ in wrong[:4]) + '.')
 
 
-def _check_other_names(cfg, names: set) -> None:
-    from .config_names import chain_files, misspelt_name, runner_keys, unreached_base_variable
-    own, bases = chain_files(cfg)
+def _check_other_names(cfg, names: set, own: Optional[ConfigFile], bases: List[ConfigFile]) -> None:
     names = {n for n in names if '.' not in n and n in cfg}
     if not names:
         return
@@ -165,7 +141,7 @@ def _misspelt(cfg, name: str, match: str) -> str:
     if match in VARIABLES and match not in cfg:  # a variable of the custom config elsewhere
         keys = [key for key, _ in VARIABLES[match](cfg)]
         where = f' (here set as {", ".join(keys[:3])})' if keys else ''
-    return (f'{name} = {_plain(cfg[name])!r} is not a key any config of this chain or the '
+    return (f'{name} = {plain(cfg[name])!r} is not a key any config of this chain or the '
             f'runner reads, so it would be ignored: did you mean {match!r}{where}?')
 
 
