@@ -15,7 +15,6 @@
 Each is an optional extra: a runtime whose packages are missing is reported in one line and
 skipped (:func:`available`).
 """
-import contextlib
 import importlib
 import logging
 import os.path as osp
@@ -26,6 +25,7 @@ import time
 import torch
 
 from .bench_phases import BenchmarkError
+from .segmentor import logger_at_least
 
 PEERS = ('plain', 'onnxruntime', 'openvino')
 # the modules each runtime needs (the export's first), and the extra that installs them
@@ -67,18 +67,6 @@ def available(names) -> dict:
     return skipped
 
 
-@contextlib.contextmanager
-def quiet_exporter():
-    """torch's ONNX exporter without its notes (missing torchvision ops and the like)."""
-    logger = logging.getLogger('torch.onnx')
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 class Peers:
     """The exported graph and, per batch, a session of each ONNX runtime; a context manager
     that exports on entry (if any ONNX runtime is asked for) and deletes the file on exit."""
@@ -97,7 +85,8 @@ class Peers:
             self._dir = tempfile.TemporaryDirectory(prefix='fcn_plugin_bench_')
             self.path = osp.join(self._dir.name, 'model.onnx')
             start = time.perf_counter()
-            with quiet_exporter():
+            # torch's ONNX exporter without its notes (missing torchvision ops and the like)
+            with logger_at_least(logging.getLogger('torch.onnx'), logging.ERROR):
                 export_graph(ONNXSegmentor(self.model.eval()).eval(), self.path, self.shape)
             self.export_s = time.perf_counter() - start
         return self

@@ -15,23 +15,27 @@ RANDOM_SCORE_STD = 0.01
 
 
 @contextlib.contextmanager
-def init_info_silenced() -> Iterator[None]:
+def logger_at_least(logger: logging.Logger, level: int) -> Iterator[None]:
+    """``logger`` at ``level`` or above for the duration; its own level restored afterwards,
+    so what other code logs is unchanged."""
+    saved = logger.level
+    logger.setLevel(max(saved, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+def init_info_silenced():
     """mmengine's current logger at WARNING or above for the duration.
 
     ``BaseModule.init_weights`` logs, without a file handler (no runner, no work dir), one INFO
     record per parameter ("The value is the same before and after calling `init_weights`",
     about 120 lines for a VGG16 FCN) to the current logger's console. Outside a runner nobody
-    reads them; warnings and errors still pass. The level is restored afterwards, so what other
-    code logs is unchanged.
+    reads them; warnings and errors still pass.
     """
     from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return logger_at_least(MMLogger.get_current_instance(), logging.WARNING)
 
 
 def build_segmentor(cfg: Config,
